@@ -1,0 +1,269 @@
+//! Building one node: its whole artifact, one shard's part, or the merge of
+//! all parts. Every path writes into scratch and commits atomically.
+
+use super::log::NodeLog;
+use super::ops::{self, Ctx, NodeError, Output};
+use super::plan::Planned;
+use super::report::Reporter;
+use super::store::{self, Artifact, Column, FORMAT_VERSION, Manifest};
+use crate::io::writer::FileInfo;
+use crate::spec::{NodeSpec, Pipeline};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// Where shard `i` of `n` of a node with fingerprint `fp` is kept.
+pub fn part_dir(workdir: &Path, id: &str, fp: &str, i: u32, n: u32) -> PathBuf {
+    parts_root(workdir, id, fp, n).join(format!("part-{i:05}"))
+}
+
+fn parts_root(workdir: &Path, id: &str, fp: &str, n: u32) -> PathBuf {
+    workdir.join(".parts").join(id).join(format!("{fp}-of-{n}"))
+}
+
+/// Shard counts for which parts of this fingerprint exist.
+pub fn existing_part_sets(workdir: &Path, id: &str, fp: &str) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir(workdir.join(".parts").join(id)) else {
+        return vec![];
+    };
+    let prefix = format!("{fp}-of-");
+    let mut v: Vec<u32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().strip_prefix(&prefix).and_then(|n| n.parse().ok()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Loads the finished input artifacts of a node.
+pub fn load_inputs(planned: &Planned, workdir: &Path) -> Result<BTreeMap<String, Artifact>, NodeError> {
+    let mut out = BTreeMap::new();
+    for (field, info) in &planned.inputs {
+        let a = store::load(&workdir.join(&info.node))
+            .filter(|a| a.manifest.fingerprint == info.fingerprint)
+            .ok_or_else(|| NodeError::Failed(format!("input `{field}` (node `{}`) is not built; run its node first", info.node)))?;
+        out.insert(field.clone(), a);
+    }
+    Ok(out)
+}
+
+/// The contiguous range of units that shard `i` of `n` covers.
+pub fn shard_range(units: usize, i: u32, n: u32) -> std::ops::Range<usize> {
+    let (i, n) = (i as usize, n as usize);
+    (units * i / n)..(units * (i + 1) / n)
+}
+
+/// Runs the node (or shard `i/n` of it) and commits the result.
+pub fn build(
+    p: &Pipeline,
+    pl: &Planned,
+    node: &NodeSpec,
+    rep: &Reporter,
+    cancel: &AtomicBool,
+    shard: Option<(u32, u32)>,
+) -> Result<Manifest, NodeError> {
+    let start = Instant::now();
+    let inputs = load_inputs(pl, &p.workdir)?;
+    let units = ops::units(p, node, &inputs)?;
+    let range = match shard {
+        Some((i, n)) => shard_range(units.len(), i, n),
+        None => 0..units.len(),
+    };
+    let tmp = store::scratch_dir(&p.workdir, &node.id).map_err(NodeError::Failed)?;
+    let log = NodeLog::open(&tmp);
+    log.line(format!(
+        "node {} op {} fingerprint {} units {:?} of {}",
+        node.id,
+        node.op.name(),
+        pl.fingerprint,
+        range,
+        units.len()
+    ));
+    let unit_word = if matches!(node.op, crate::spec::Op::Read(_)) {
+        "bytes"
+    } else {
+        "rows"
+    };
+    let bar = rep.bar(&node.id, unit_word);
+    let ctx = Ctx {
+        pipeline: p,
+        node,
+        out: &tmp,
+        inputs: &inputs,
+        cancel,
+        bar: &bar,
+        log: &log,
+    };
+    let result = ops::run(&ctx, &units, range);
+    bar.finish_and_clear();
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => {
+            log.line(format!("failed: {e}"));
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    log.line(format!("done: {} rows, {} rejected", out.table.rows, out.table.rejected_rows));
+    log.sync();
+    let mut m = manifest(pl, node, out, start.elapsed().as_secs_f64());
+    let dest = match shard {
+        Some((i, n)) => {
+            m.shard = Some([i, n]);
+            part_dir(&p.workdir, &node.id, &pl.fingerprint, i, n)
+        }
+        None => pl.dir.clone(),
+    };
+    if let Err(e) = store::commit(&tmp, &dest, &m) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(NodeError::Failed(e));
+    }
+    Ok(m)
+}
+
+fn manifest(pl: &Planned, node: &NodeSpec, out: Output, secs: f64) -> Manifest {
+    let t = out.table;
+    let schema = match &t.schema {
+        Some(s) => s
+            .fields()
+            .iter()
+            .map(|f| Column {
+                name: f.name().clone(),
+                r#type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect(),
+        None => out.schema_hint,
+    };
+    let bytes = t.files.iter().chain(&t.rejected_files).map(|f| f.bytes).sum();
+    let content_hash = (node.kind != crate::spec::Kind::Report).then(|| crate::io::hash::combine(&t.unit_digests));
+    Manifest {
+        format_version: FORMAT_VERSION,
+        kind: node.kind,
+        node: node.id.clone(),
+        op: node.op.name().to_string(),
+        fingerprint: pl.fingerprint.clone(),
+        params: pl.params.clone(),
+        inputs: pl.inputs.clone(),
+        seed: pl.seed,
+        sources: pl.sources.clone(),
+        schema,
+        rows: t.rows,
+        rejected_rows: t.rejected_rows,
+        bytes,
+        files: t.files,
+        rejected_files: t.rejected_files,
+        content_hash,
+        unit_digests: t.unit_digests,
+        wall_time_s: secs,
+        peak_rss_bytes: store::peak_rss_bytes(),
+        stats: out.stats,
+        extra: out.extra,
+        shard: None,
+        parts: 1,
+        completed_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        kiln_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Adds numbers leaf by leaf (per-step stats of shard parts).
+fn add_stats(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in y {
+                match x.get_mut(k) {
+                    Some(slot) => add_stats(slot, v),
+                    None => {
+                        x.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (a @ Value::Number(_), Value::Number(y)) => {
+            if let (Some(p), Some(q)) = (a.as_u64(), y.as_u64()) {
+                *a = Value::from(p + q);
+            } else if let (Some(p), Some(q)) = (a.as_f64(), y.as_f64()) {
+                *a = Value::from(p + q);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Merges all `n` parts of a node into its artifact. Files are hard-linked
+/// (copied across filesystems), so a crash mid-merge leaves the parts whole.
+pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32) -> Result<Manifest, NodeError> {
+    let start = Instant::now();
+    let mut parts = Vec::new();
+    let mut missing = Vec::new();
+    for i in 0..n {
+        match store::load(&part_dir(&p.workdir, &node.id, &pl.fingerprint, i, n)) {
+            Some(a) if a.manifest.fingerprint == pl.fingerprint => parts.push(a),
+            _ => missing.push(i.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(NodeError::Failed(format!(
+            "cannot merge `{}`: shard part(s) {} of {n} are not finished; run them with --node {} --shard i/{n}",
+            node.id,
+            missing.join(", "),
+            node.id
+        )));
+    }
+    let tmp = store::scratch_dir(&p.workdir, &node.id).map_err(NodeError::Failed)?;
+    let log = NodeLog::open(&tmp);
+    let link = |src: &Path, dst_rel: &str| -> Result<(), String> {
+        let dst = tmp.join(dst_rel);
+        if let Some(d) = dst.parent() {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        std::fs::hard_link(src, &dst)
+            .or_else(|_| std::fs::copy(src, &dst).map(|_| ()))
+            .map_err(|e| format!("cannot bring {} into the merged artifact: {e}", src.display()))
+    };
+    let (mut files, mut rejected) = (Vec::<FileInfo>::new(), Vec::<FileInfo>::new());
+    let mut m = parts[0].manifest.clone();
+    m.stats = Value::Object(Default::default());
+    m.unit_digests.clear();
+    m.rows = 0;
+    m.rejected_rows = 0;
+    m.wall_time_s = 0.0;
+    for a in &parts {
+        for f in &a.manifest.files {
+            let name = format!("data/part-{:05}.parquet", files.len());
+            link(&a.dir.join(&f.name), &name)?;
+            files.push(FileInfo { name, ..f.clone() });
+        }
+        for f in &a.manifest.rejected_files {
+            let name = format!("rejected/part-{:05}.parquet", rejected.len());
+            link(&a.dir.join(&f.name), &name)?;
+            rejected.push(FileInfo { name, ..f.clone() });
+        }
+        if m.schema.is_empty() {
+            m.schema = a.manifest.schema.clone();
+        }
+        m.rows += a.manifest.rows;
+        m.rejected_rows += a.manifest.rejected_rows;
+        m.unit_digests.extend(a.manifest.unit_digests.iter().cloned());
+        m.wall_time_s += a.manifest.wall_time_s;
+        add_stats(&mut m.stats, &a.manifest.stats);
+        log.line(format!("merged part {:?}: {} rows", a.manifest.shard, a.manifest.rows));
+    }
+    m.bytes = files.iter().chain(&rejected).map(|f| f.bytes).sum();
+    m.files = files;
+    m.rejected_files = rejected;
+    m.content_hash = m.content_hash.as_ref().map(|_| crate::io::hash::combine(&m.unit_digests));
+    m.shard = None;
+    m.parts = n;
+    m.peak_rss_bytes = parts.iter().filter_map(|a| a.manifest.peak_rss_bytes).max();
+    log.line(format!("merged {n} parts in {:.3}s", start.elapsed().as_secs_f64()));
+    log.sync();
+    store::commit(&tmp, &pl.dir, &m).map_err(NodeError::Failed)?;
+    let _ = std::fs::remove_dir_all(parts_root(&p.workdir, &node.id, &pl.fingerprint, n));
+    Ok(m)
+}

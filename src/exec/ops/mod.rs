@@ -1,0 +1,104 @@
+//! Op implementations: each splits its work into units (the grain of
+//! sharding) and runs a contiguous range of them into a scratch directory.
+
+mod read;
+mod sample;
+mod write;
+
+use super::log::NodeLog;
+use super::sink::SinkResult;
+use super::store::Artifact;
+use crate::spec::{NodeSpec, Op, Pipeline};
+use indicatif::ProgressBar;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+/// Why a node did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Ctrl-C.
+    #[error("cancelled")]
+    Cancelled,
+    /// Anything else, with a message that says what and where.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for NodeError {
+    fn from(s: String) -> Self {
+        NodeError::Failed(s)
+    }
+}
+
+impl From<crate::io::reader::ReadError> for NodeError {
+    fn from(e: crate::io::reader::ReadError) -> Self {
+        match e {
+            crate::io::reader::ReadError::Cancelled => NodeError::Cancelled,
+            crate::io::reader::ReadError::Sink(s) => NodeError::Failed(s),
+        }
+    }
+}
+
+/// What a node runs with.
+pub struct Ctx<'a> {
+    /// The pipeline.
+    pub pipeline: &'a Pipeline,
+    /// This node.
+    pub node: &'a NodeSpec,
+    /// Scratch directory to write into.
+    pub out: &'a Path,
+    /// Finished input artifacts by field.
+    pub inputs: &'a BTreeMap<String, Artifact>,
+    /// Set on Ctrl-C.
+    pub cancel: &'a AtomicBool,
+    /// Progress (bytes or rows).
+    pub bar: &'a ProgressBar,
+    /// The node's log.
+    pub log: &'a NodeLog,
+}
+
+/// One piece of a node's work.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// For logs (`file.jsonl`, `big.parquet#rg3`).
+    pub label: String,
+    /// Input bytes (progress, shard balance).
+    pub bytes: u64,
+}
+
+/// What a node produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Written tables.
+    pub table: SinkResult,
+    /// Per-step counts.
+    pub stats: serde_json::Value,
+    /// Op-specific results.
+    pub extra: serde_json::Value,
+    /// The schema to record when no rows were written.
+    pub schema_hint: Vec<super::store::Column>,
+}
+
+/// The units of a node's work.
+pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Artifact>) -> Result<Vec<Unit>, NodeError> {
+    let _ = pipeline;
+    match &node.op {
+        Op::Read(p) => read::units(p),
+        Op::Sample(p) => Ok(sample::units(p, inputs)),
+        Op::Write(_) => Ok(vec![Unit {
+            label: "export".into(),
+            bytes: 0,
+        }]),
+    }
+}
+
+/// Runs units `range` of the node.
+pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, NodeError> {
+    match &ctx.node.op {
+        Op::Read(p) => read::run(ctx, p, units, range),
+        Op::Sample(p) => sample::run(ctx, p, range),
+        Op::Write(p) => write::run(ctx, p),
+    }
+}

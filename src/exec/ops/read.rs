@@ -1,0 +1,199 @@
+//! `read`: input files → documents. Units are files, or the row groups of a
+//! single Parquet file, so `--shard` splits even one large file.
+
+use super::{Ctx, NodeError, Output, Unit};
+use crate::exec::sink::TableSink;
+use crate::io::files::{InputFile, expand, format_of};
+use crate::io::parquet_in::{read_parquet, row_groups};
+use crate::io::parse::{FieldMap, Parsed};
+use crate::io::reader::{ReadConfig, file_reject, is_compressed, read_file};
+use crate::spec::ops::{Format, ReadParams};
+use rayon::prelude::*;
+use serde_json::json;
+use std::ops::Range;
+
+/// A unit: file index, and a row group for a single Parquet input.
+fn plan(p: &ReadParams) -> Result<(Vec<InputFile>, Vec<(usize, Option<usize>)>), NodeError> {
+    let files = expand(&p.path).map_err(|e| NodeError::Failed(format!("path `{}`: {e}", p.path)))?;
+    let single_parquet = files.len() == 1 && resolve_format(p, &files[0]) == Some(Format::Parquet);
+    if single_parquet {
+        // A file that is not Parquet yields one unit that records the error.
+        let n = row_groups(&files[0]).unwrap_or(1).max(1);
+        return Ok((files, (0..n).map(|g| (0, Some(g))).collect()));
+    }
+    let units = (0..files.len()).map(|i| (i, None)).collect();
+    Ok((files, units))
+}
+
+fn resolve_format(p: &ReadParams, f: &InputFile) -> Option<Format> {
+    p.format.or_else(|| format_of(&f.rel))
+}
+
+pub(super) fn units(p: &ReadParams) -> Result<Vec<Unit>, NodeError> {
+    let (files, units) = plan(p)?;
+    let unknown: Vec<&str> = files
+        .iter()
+        .filter(|f| resolve_format(p, f).is_none())
+        .map(|f| f.rel.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        let shown: Vec<&str> = unknown.iter().take(5).copied().collect();
+        return Err(NodeError::Failed(format!(
+            "cannot tell the format of {} file(s) under `{}` ({}{}); set `format:` or narrow `path` with a glob",
+            unknown.len(),
+            p.path,
+            shown.join(", "),
+            if unknown.len() > 5 { ", ..." } else { "" }
+        )));
+    }
+    let parquet = files.iter().any(|f| resolve_format(p, f) == Some(Format::Parquet));
+    if parquet && files.iter().any(|f| resolve_format(p, f) != Some(Format::Parquet)) {
+        return Err(NodeError::Failed(format!(
+            "`{}` mixes Parquet with other formats; Parquet keeps its own columns, so read them in separate nodes",
+            p.path
+        )));
+    }
+    let n_groups = units.len() as u64;
+    Ok(units
+        .iter()
+        .map(|(i, g)| match g {
+            Some(g) => Unit {
+                label: format!("{}#rg{g}", files[*i].rel),
+                bytes: files[*i].size / n_groups.max(1),
+            },
+            None => Unit {
+                label: files[*i].rel.clone(),
+                bytes: files[*i].size,
+            },
+        })
+        .collect())
+}
+
+fn config(p: &ReadParams, format: Format) -> ReadConfig {
+    ReadConfig {
+        format,
+        fields: FieldMap::new(&p.text_field, p.id_field.as_deref(), &p.url_field, p.keep_metadata),
+        source: p.source.clone(),
+        text_mode: p.text_mode,
+        batch_bytes: p.batch_bytes as usize,
+        max_record_bytes: p.max_record_bytes as usize,
+    }
+}
+
+/// Reads one unit fully into memory (small files, read side by side).
+fn read_unit_to_vec(ctx: &Ctx, p: &ReadParams, file: &InputFile, group: Option<usize>) -> Result<Vec<Parsed>, NodeError> {
+    let mut out = Vec::new();
+    read_unit(ctx, p, file, group, &mut |x| {
+        out.push(x);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn read_unit(
+    ctx: &Ctx,
+    p: &ReadParams,
+    file: &InputFile,
+    group: Option<usize>,
+    sink: &mut dyn FnMut(Parsed) -> Result<(), String>,
+) -> Result<(), NodeError> {
+    let Some(format) = resolve_format(p, file) else {
+        let src = p.source.clone().unwrap_or_else(|| file.rel.clone());
+        return Ok(sink(Parsed {
+            docs: None,
+            rejects: vec![file_reject(file, &src, "unknown format".into())],
+            bytes: file.size,
+        })?);
+    };
+    let cfg = config(p, format);
+    match format {
+        Format::Parquet => read_parquet(file, &cfg, group.map(|g| vec![g]), ctx.cancel, sink)?,
+        _ => read_file(file, &cfg, ctx.cancel, sink)?,
+    }
+    Ok(())
+}
+
+pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>) -> Result<Output, NodeError> {
+    let (files, plan_units) = plan(p)?;
+    let total: u64 = units[range.clone()].iter().map(|u| u.bytes).sum();
+    ctx.bar.set_length(total);
+    let sink = TableSink::start(ctx.out, p.shard_bytes, range.clone());
+    let mut records_in = 0u64;
+    let mut emit = |unit: usize, parsed: Parsed, count_bytes: bool| -> Result<(), String> {
+        if count_bytes {
+            ctx.bar.inc(parsed.bytes);
+        }
+        if let Some(d) = &parsed.docs {
+            records_in += d.num_rows() as u64;
+        }
+        records_in += parsed.rejects.len() as u64;
+        sink.rejects(parsed.rejects)?;
+        if let Some(d) = parsed.docs {
+            sink.rows(unit, d)?;
+        }
+        Ok(())
+    };
+    // Small files are read side by side (each one a whole), large ones one at
+    // a time with their chunks parsed in parallel; output order is the same.
+    let mut u = range.start;
+    while u < range.end {
+        let small = |i: usize| units[i].bytes < p.batch_bytes && plan_units[i].1.is_none();
+        if small(u) {
+            let mut end = u;
+            let mut bytes = 0;
+            while end < range.end && small(end) && bytes < 8 * p.batch_bytes && end - u < 256 {
+                bytes += units[end].bytes;
+                end += 1;
+            }
+            let results: Vec<Result<Vec<Parsed>, NodeError>> = (u..end)
+                .into_par_iter()
+                .map(|i| read_unit_to_vec(ctx, p, &files[plan_units[i].0], None))
+                .collect();
+            for (i, r) in (u..end).zip(results) {
+                for parsed in r? {
+                    emit(i, parsed, false)?;
+                }
+                ctx.bar.inc(units[i].bytes);
+                ctx.log.line(format!("read {}", units[i].label));
+            }
+            u = end;
+        } else {
+            let (fi, group) = plan_units[u];
+            let file = &files[fi];
+            let by_chunk = !is_compressed(file) && group.is_none();
+            read_unit(ctx, p, file, group, &mut |parsed| emit(u, parsed, by_chunk))?;
+            if !by_chunk {
+                ctx.bar.inc(units[u].bytes);
+            }
+            ctx.log.line(format!("read {}", units[u].label));
+            u += 1;
+        }
+    }
+    let table = sink.finish()?;
+    if table.rows == 0 && table.rejected_rows == 0 && range.len() == units.len() {
+        return Err(NodeError::Failed(format!("`{}` holds no records (the input is empty)", p.path)));
+    }
+    if table.rows == 0 && table.rejected_rows > 0 && range.len() == units.len() {
+        let reasons: Vec<String> = table.reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+        return Err(NodeError::Failed(format!(
+            "no document could be read from `{}`: {} record(s) rejected ({}); see the reasons above",
+            p.path,
+            table.rejected_rows,
+            reasons.join(", ")
+        )));
+    }
+    let stats = json!({ "read": {
+        "units": range.len(),
+        "bytes_in": total,
+        "records_in": records_in,
+        "rows_out": table.rows,
+        "rejected": table.rejected_rows,
+        "reasons": table.reasons,
+    }});
+    Ok(Output {
+        table,
+        stats,
+        extra: serde_json::Value::Null,
+        schema_hint: Vec::new(),
+    })
+}

@@ -1,0 +1,146 @@
+//! The output side of a table node: a writer thread that takes batches in
+//! order, writes data and rejected Parquet files, counts rejects by reason
+//! and hashes rows per unit, so parsing and writing overlap.
+
+use crate::io::docs::{Reject, rejects_batch};
+use crate::io::hash::hash_rows;
+use crate::io::writer::{FileInfo, PartWriter};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use crossbeam_channel::{Sender, bounded};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::thread::JoinHandle;
+
+enum Msg {
+    Rows(usize, RecordBatch),
+    Rejects(Vec<Reject>),
+}
+
+/// What a finished sink wrote.
+#[derive(Debug, Default)]
+pub struct SinkResult {
+    /// Data files in order.
+    pub files: Vec<FileInfo>,
+    /// Rejected files.
+    pub rejected_files: Vec<FileInfo>,
+    /// Rows written.
+    pub rows: u64,
+    /// Rejected rows.
+    pub rejected_rows: u64,
+    /// Data schema (if any rows).
+    pub schema: Option<SchemaRef>,
+    /// One digest per unit of the range, in order.
+    pub unit_digests: Vec<String>,
+    /// Rejects by reason (digits folded to N).
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// A running writer thread.
+pub struct TableSink {
+    tx: Option<Sender<Msg>>,
+    handle: Option<JoinHandle<Result<SinkResult, String>>>,
+}
+
+/// Folds a reason to its class: text before the first `:`, digits as `N`.
+pub fn reason_class(reason: &str) -> String {
+    let head = reason.split(':').next().unwrap_or(reason);
+    let mut out = String::with_capacity(head.len());
+    let mut prev_digit = false;
+    for c in head.chars() {
+        if c.is_ascii_digit() {
+            if !prev_digit {
+                out.push('N');
+            }
+            prev_digit = true;
+        } else {
+            out.push(c);
+            prev_digit = false;
+        }
+    }
+    out
+}
+
+impl TableSink {
+    /// Starts writing into `out_dir/data` and `out_dir/rejected`.
+    pub fn start(out_dir: &Path, shard_bytes: u64, units: Range<usize>) -> Self {
+        let (tx, rx) = bounded::<Msg>(4);
+        let dir = out_dir.to_path_buf();
+        let handle = std::thread::spawn(move || -> Result<SinkResult, String> {
+            let mut data = PartWriter::new(&dir, "data", shard_bytes);
+            let mut rej = PartWriter::new(&dir, "rejected", shard_bytes);
+            let mut res = SinkResult::default();
+            let mut hashers: Vec<blake3::Hasher> = units.clone().map(|_| blake3::Hasher::new()).collect();
+            for msg in rx {
+                match msg {
+                    Msg::Rows(unit, batch) => {
+                        let slot = unit.checked_sub(units.start).and_then(|i| hashers.get_mut(i));
+                        let h = slot.ok_or_else(|| format!("unit {unit} outside {units:?}"))?;
+                        hash_rows(&batch, h);
+                        res.rows += batch.num_rows() as u64;
+                        data.write(&batch)?;
+                    }
+                    Msg::Rejects(rs) => {
+                        for r in &rs {
+                            *res.reasons.entry(format!("{}: {}", r.step, reason_class(&r.reason))).or_default() += 1;
+                        }
+                        res.rejected_rows += rs.len() as u64;
+                        rej.write(&rejects_batch(&rs))?;
+                    }
+                }
+            }
+            res.schema = data.schema();
+            res.files = data.finish()?;
+            res.rejected_files = rej.finish()?;
+            res.unit_digests = hashers.into_iter().map(|h| h.finalize().to_hex().to_string()).collect();
+            Ok(res)
+        });
+        TableSink {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    fn send(&self, m: Msg) -> Result<(), String> {
+        match &self.tx {
+            Some(tx) => tx.send(m).map_err(|_| "the output writer stopped".to_string()),
+            None => Err("sink already finished".into()),
+        }
+    }
+
+    /// Queues rows of `unit`.
+    pub fn rows(&self, unit: usize, batch: RecordBatch) -> Result<(), String> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.send(Msg::Rows(unit, batch))
+    }
+
+    /// Queues rejected records.
+    pub fn rejects(&self, rejects: Vec<Reject>) -> Result<(), String> {
+        if rejects.is_empty() {
+            return Ok(());
+        }
+        self.send(Msg::Rejects(rejects))
+    }
+
+    /// Waits for everything to be written.
+    pub fn finish(mut self) -> Result<SinkResult, String> {
+        self.tx = None;
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err("the output writer panicked".into()),
+            None => Err("sink already finished".into()),
+        }
+    }
+}
+
+impl Drop for TableSink {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

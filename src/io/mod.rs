@@ -1,0 +1,14 @@
+//! Arrow readers and writers: JSONL (plain, .gz, .zst), JSON arrays,
+//! Parquet and plain text in; Parquet out. Bad records become rejects with
+//! their location; nothing is dropped silently.
+
+pub mod chunker;
+pub mod decompress;
+pub mod docs;
+pub mod files;
+pub mod hash;
+pub mod parquet_in;
+pub mod parse;
+pub mod reader;
+pub mod table;
+pub mod writer;

@@ -1,0 +1,379 @@
+//! Turns record bytes into document rows: JSON objects with a field mapping,
+//! or plain text. A record that cannot be turned into a document becomes a
+//! [`Reject`] with its location and reason.
+
+use super::chunker::{Chunk, Rec};
+use super::docs::{DocBuilder, Reject};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// How a record maps onto document columns.
+#[derive(Debug, Clone)]
+pub struct FieldMap {
+    /// Path to the text (`["text"]`, `["chosen", "value"]`).
+    pub text: Vec<String>,
+    /// Path to an id, if the records have one.
+    pub id: Option<Vec<String>>,
+    /// Path to a URL (missing is fine).
+    pub url: Vec<String>,
+    /// Keep other top-level fields as JSON in `metadata`.
+    pub keep_metadata: bool,
+}
+
+impl FieldMap {
+    /// Splits dotted field names into paths.
+    pub fn new(text: &str, id: Option<&str>, url: &str, keep_metadata: bool) -> Self {
+        let split = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
+        FieldMap {
+            text: split(text),
+            id: id.map(split),
+            url: split(url),
+            keep_metadata,
+        }
+    }
+
+    fn uses_top(&self, key: &str) -> bool {
+        let single = |p: &Vec<String>| p.len() == 1 && p[0] == key;
+        single(&self.text) || self.id.as_ref().is_some_and(single) || single(&self.url)
+    }
+}
+
+/// What a parsed chunk yields.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The documents, if any.
+    pub docs: Option<arrow::record_batch::RecordBatch>,
+    /// Records that could not be read, in input order.
+    pub rejects: Vec<Reject>,
+    /// Input bytes covered (progress).
+    pub bytes: u64,
+}
+
+/// Where the chunk came from.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    /// Relative file name (ids, rejects).
+    pub rel: &'a str,
+    /// The `source` column value.
+    pub source: &'a str,
+}
+
+/// A borrowed-when-possible string.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON object's entries, values left unparsed.
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some((k, v)) = m.next_entry::<Str<'de>, &'de RawValue>()? {
+                    out.push((k.0, v));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A JSON array's items, left unparsed.
+struct Items<'a>(Vec<&'a RawValue>);
+
+impl<'de> serde::Deserialize<'de> for Items<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Items<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = s.next_element::<&'de RawValue>()? {
+                    out.push(v);
+                }
+                Ok(Items(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+fn json_type(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "a list",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Follows `path` from the top-level entries; `Ok(None)` when a key is absent.
+fn lookup<'a>(entries: &[(Cow<'a, str>, &'a RawValue)], path: &[String]) -> Result<Option<&'a RawValue>, String> {
+    let Some(first) = entries.iter().find(|(k, _)| k == &path[0]).map(|(_, v)| *v) else {
+        return Ok(None);
+    };
+    let mut cur = first;
+    for (depth, seg) in path.iter().enumerate().skip(1) {
+        let here = path[..depth].join(".");
+        let next = match cur.get().as_bytes().first() {
+            Some(b'{') => {
+                let e: Entries = serde_json::from_str(cur.get()).map_err(|e| format!("field `{here}`: {e}"))?;
+                e.0.into_iter().find(|(k, _)| k == seg).map(|(_, v)| v)
+            }
+            Some(b'[') => {
+                let i: usize = seg
+                    .parse()
+                    .map_err(|_| format!("field `{here}` is a list; `{seg}` is not an index"))?;
+                let items: Items = serde_json::from_str(cur.get()).map_err(|e| format!("field `{here}`: {e}"))?;
+                items.0.get(i).copied()
+            }
+            _ => return Err(format!("field `{here}` is {}, not an object or list", json_type(cur))),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+fn as_string<'a>(raw: &'a RawValue, what: &str) -> Result<Cow<'a, str>, String> {
+    if raw.get().starts_with('"') {
+        serde_json::from_str::<Str>(raw.get())
+            .map(|s| s.0)
+            .map_err(|e| format!("field `{what}`: {e}"))
+    } else {
+        Err(format!("field `{what}` is {}, not a string", json_type(raw)))
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn reject(origin: &Origin, rec: &Rec, raw: &[u8], reason: String) -> Reject {
+    Reject {
+        id: format!("{}:{}", origin.rel, rec.line),
+        text: lossy(raw),
+        url: None,
+        source: origin.source.to_string(),
+        file: origin.rel.to_string(),
+        line: Some(rec.line),
+        byte_offset: Some(rec.offset),
+        step: "read".into(),
+        reason,
+    }
+}
+
+/// Parses a chunk of JSON records.
+pub fn parse_json(chunk: &Chunk, origin: &Origin, map: &FieldMap) -> Parsed {
+    let mut b = DocBuilder::with_capacity(chunk.recs.len(), chunk.data.len());
+    let mut rejects = Vec::new();
+    let mut meta = String::new();
+    let mut id_buf = String::new();
+    let text_name = map.text.join(".");
+    for rec in &chunk.recs {
+        let raw = &chunk.data[rec.start..rec.end];
+        let result = (|| -> Result<(), String> {
+            let entries: Entries = match raw.first() {
+                Some(b'{') => serde_json::from_slice(raw).map_err(|e| format!("invalid JSON: {e}"))?,
+                _ => {
+                    return Err(match serde_json::from_slice::<&RawValue>(raw) {
+                        Ok(v) => format!("record is {}, not a JSON object", json_type(v)),
+                        Err(e) => format!("invalid JSON: {e}"),
+                    });
+                }
+            };
+            let text_raw = lookup(&entries.0, &map.text)?.ok_or_else(|| format!("missing text field `{text_name}`"))?;
+            let text = as_string(text_raw, &text_name)?;
+            id_buf.clear();
+            match map.id.as_ref().map(|p| lookup(&entries.0, p)).transpose()?.flatten() {
+                Some(v) if v.get().starts_with('"') => id_buf.push_str(&as_string(v, "id")?),
+                Some(v) if json_type(v) == "a number" => id_buf.push_str(v.get()),
+                _ => {
+                    id_buf.push_str(origin.rel);
+                    id_buf.push(':');
+                    id_buf.push_str(&rec.line.to_string());
+                }
+            }
+            let url = match lookup(&entries.0, &map.url)? {
+                Some(v) if v.get().starts_with('"') => Some(as_string(v, "url")?),
+                _ => None,
+            };
+            meta.clear();
+            if map.keep_metadata {
+                for (k, v) in &entries.0 {
+                    if map.uses_top(k) {
+                        continue;
+                    }
+                    meta.push(if meta.is_empty() { '{' } else { ',' });
+                    // ok: serialising a str to a String cannot fail.
+                    meta.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+                    meta.push(':');
+                    meta.push_str(v.get());
+                }
+                if !meta.is_empty() {
+                    meta.push('}');
+                }
+            }
+            b.push(
+                &id_buf,
+                &text,
+                url.as_deref(),
+                origin.source,
+                (!meta.is_empty()).then_some(meta.as_str()),
+            );
+            Ok(())
+        })();
+        if let Err(reason) = result {
+            rejects.push(reject(origin, rec, raw, reason));
+        }
+    }
+    finish(b, rejects, chunk, origin)
+}
+
+/// Parses a chunk of plain-text records.
+pub fn parse_text(chunk: &Chunk, origin: &Origin) -> Parsed {
+    let mut b = DocBuilder::with_capacity(chunk.recs.len(), chunk.data.len());
+    let mut rejects = Vec::new();
+    for rec in &chunk.recs {
+        let raw = &chunk.data[rec.start..rec.end];
+        match std::str::from_utf8(raw) {
+            Ok(text) => b.push(&format!("{}:{}", origin.rel, rec.line), text, None, origin.source, None),
+            Err(e) => rejects.push(reject(
+                origin,
+                rec,
+                raw,
+                format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()),
+            )),
+        }
+    }
+    finish(b, rejects, chunk, origin)
+}
+
+fn finish(b: DocBuilder, mut rejects: Vec<Reject>, chunk: &Chunk, origin: &Origin) -> Parsed {
+    for br in &chunk.broken {
+        rejects.push(Reject {
+            id: format!("{}:{}", origin.rel, br.line),
+            text: lossy(&br.raw),
+            url: None,
+            source: origin.source.to_string(),
+            file: origin.rel.to_string(),
+            line: Some(br.line),
+            byte_offset: Some(br.offset),
+            step: "read".into(),
+            reason: br.reason.clone(),
+        });
+    }
+    Parsed {
+        docs: (!b.is_empty()).then(|| b.finish()),
+        rejects,
+        bytes: chunk.bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::chunker::{Chunker, Shape};
+    use arrow::array::{Array, AsArray};
+
+    fn parse(data: &str, map: &FieldMap) -> Parsed {
+        let mut c = Chunker::new(data.as_bytes(), Shape::Lines, 1 << 20, 1 << 20);
+        let chunk = c.next_chunk().unwrap();
+        parse_json(
+            &chunk,
+            &Origin {
+                rel: "f.jsonl",
+                source: "src",
+            },
+            map,
+        )
+    }
+
+    #[test]
+    fn fields_map_and_metadata_keeps_the_rest() {
+        let map = FieldMap::new("text", Some("id"), "url", true);
+        let p = parse(
+            "{\"id\": 7, \"text\": \"caf\\u00e9\", \"url\": \"http://x\", \"lang\": \"fr\", \"n\": [1,2]}\n",
+            &map,
+        );
+        let b = p.docs.unwrap();
+        assert_eq!(b.column(0).as_string::<i32>().value(0), "7");
+        assert_eq!(b.column(1).as_string::<i32>().value(0), "café");
+        assert_eq!(b.column(2).as_string::<i32>().value(0), "http://x");
+        assert_eq!(b.column(4).as_string::<i32>().value(0), "{\"lang\":\"fr\",\"n\":[1,2]}");
+    }
+
+    #[test]
+    fn bad_records_are_rejected_with_line_and_reason() {
+        let map = FieldMap::new("text", None, "url", true);
+        let data = "{\"text\": \"ok\"}\n{bad json\n{\"body\": \"x\"}\n{\"text\": 3}\n[1]\n{\"text\": \"fine\"}\n";
+        let p = parse(data, &map);
+        let b = p.docs.unwrap();
+        assert_eq!(b.num_rows(), 2);
+        assert_eq!(b.column(0).as_string::<i32>().value(1), "f.jsonl:6");
+        assert!(b.column(4).is_null(0));
+        let reasons: Vec<_> = p.rejects.iter().map(|r| (r.line.unwrap(), r.reason.clone())).collect();
+        assert_eq!(reasons.len(), 4);
+        assert!(reasons[0].1.starts_with("invalid JSON"), "{reasons:?}");
+        assert_eq!(reasons[1], (3, "missing text field `text`".to_string()));
+        assert_eq!(reasons[2], (4, "field `text` is a number, not a string".to_string()));
+        assert_eq!(reasons[3], (5, "record is a list, not a JSON object".to_string()));
+    }
+
+    #[test]
+    fn dotted_paths_reach_into_objects_and_lists() {
+        let map = FieldMap::new("messages.1.content", None, "url", false);
+        let p = parse("{\"messages\": [{\"content\": \"a\"}, {\"content\": \"b\"}]}\n", &map);
+        assert_eq!(p.docs.unwrap().column(1).as_string::<i32>().value(0), "b");
+    }
+
+    #[test]
+    fn invalid_utf8_inside_json_is_rejected() {
+        let map = FieldMap::new("text", None, "url", true);
+        let mut data = b"{\"text\": \"ok\"}\n{\"text\": \"".to_vec();
+        data.extend_from_slice(&[0xff, 0xfe]);
+        data.extend_from_slice(b"\"}\n");
+        let mut c = Chunker::new(&data[..], Shape::Lines, 1 << 20, 1 << 20);
+        let p = parse_json(&c.next_chunk().unwrap(), &Origin { rel: "f", source: "s" }, &map);
+        assert_eq!(p.docs.unwrap().num_rows(), 1);
+        assert_eq!(p.rejects.len(), 1);
+        assert_eq!(p.rejects[0].line, Some(2));
+    }
+}

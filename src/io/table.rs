@@ -1,0 +1,103 @@
+//! Reading artifact tables back, and exporting rows as JSON Lines.
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::io::Write;
+use std::path::Path;
+
+/// Batches of one Parquet file, in order.
+pub fn parquet_batches(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch, String>>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let r = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let shown = path.display().to_string();
+    Ok(r.map(move |b| b.map_err(|e| format!("cannot read {shown}: {e}"))))
+}
+
+/// Rows of a Parquet file (from its footer, without reading data).
+pub fn parquet_rows(path: &Path) -> Result<u64, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(b.metadata().file_metadata().num_rows() as u64)
+}
+
+/// Writes each row as one JSON object per line. A `metadata` column holding
+/// a JSON object is spread back into top-level fields, so a JSONL file read
+/// by `read` and exported again keeps its fields.
+pub fn write_jsonl(batch: &RecordBatch, out: &mut dyn Write) -> Result<(), String> {
+    let schema = batch.schema();
+    let opts = FormatOptions::default();
+    let fmts: Vec<Option<ArrayFormatter>> = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).ok())
+        .collect();
+    let mut line = String::new();
+    for row in 0..batch.num_rows() {
+        line.clear();
+        line.push('{');
+        let mut first = true;
+        let mut meta: Option<&str> = None;
+        for (i, field) in schema.fields().iter().enumerate() {
+            let col = batch.column(i);
+            if field.name() == "metadata" && matches!(col.data_type(), DataType::Utf8) {
+                if col.is_valid(row) {
+                    meta = Some(col.as_string::<i32>().value(row));
+                }
+                continue;
+            }
+            if !first {
+                line.push(',');
+            }
+            first = false;
+            line.push_str(&json_str(field.name()));
+            line.push(':');
+            if col.is_null(row) {
+                line.push_str("null");
+                continue;
+            }
+            match col.data_type() {
+                DataType::Utf8 => line.push_str(&json_str(col.as_string::<i32>().value(row))),
+                DataType::LargeUtf8 => line.push_str(&json_str(col.as_string::<i64>().value(row))),
+                DataType::Boolean => line.push_str(if col.as_boolean().value(row) { "true" } else { "false" }),
+                t if t.is_integer() || t.is_floating() => {
+                    let s = fmts[i].as_ref().map(|f| f.value(row).to_string()).unwrap_or_default();
+                    line.push_str(if s == "NaN" || s.contains("inf") { "null" } else { &s });
+                }
+                _ => {
+                    let s = fmts[i].as_ref().map(|f| f.value(row).to_string()).unwrap_or_default();
+                    line.push_str(&json_str(&s));
+                }
+            }
+        }
+        if let Some(m) = meta {
+            let inner = m.trim().strip_prefix('{').and_then(|r| r.strip_suffix('}')).map(str::trim);
+            match inner {
+                Some(inner) if !inner.is_empty() => {
+                    if !first {
+                        line.push(',');
+                    }
+                    line.push_str(inner);
+                }
+                Some(_) => {}
+                None => {
+                    line.push_str(if first { "" } else { "," });
+                    line.push_str("\"metadata\":");
+                    line.push_str(&json_str(m));
+                }
+            }
+        }
+        line.push_str("}\n");
+        out.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn json_str(s: &str) -> String {
+    // ok: serialising a str cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
+}

@@ -1,0 +1,9 @@
+//! kiln: a dataflow engine that turns raw web crawl into a chat model.
+//!
+//! A pipeline is one YAML file ([`spec`]) describing a DAG of nodes that
+//! exchange typed artifacts; [`exec`] runs it with caching by fingerprint;
+//! [`io`] reads and writes the Arrow data. See DESIGN.md for the map.
+
+pub mod exec;
+pub mod io;
+pub mod spec;

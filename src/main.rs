@@ -1,0 +1,234 @@
+//! The `kiln` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kiln::exec::report::Reporter;
+use kiln::exec::run::{RunOptions, run, summary_json, summary_table};
+use kiln::spec::{self, LoadError, Pipeline};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+mod cli;
+
+/// kiln turns raw web crawl into a chat model: one YAML DAG, cached runs.
+#[derive(Parser)]
+#[command(name = "kiln", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a pipeline (only what is not already built).
+    Run {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Override a value: `--set nodes.docs.path=x.jsonl`, `--set vars.n=10`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Re-run this node and everything downstream of it.
+        #[arg(long, value_name = "NODE")]
+        force: Vec<String>,
+        /// Run only this node (repeatable); its inputs must be built.
+        #[arg(long, value_name = "NODE")]
+        only: Vec<String>,
+        /// Run this node and what it needs, nothing downstream.
+        #[arg(long, value_name = "NODE")]
+        until: Option<String>,
+        /// Print what would run and why; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The node for --shard / --merge.
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// Run shard i of N of --node into a part (e.g. 0/3).
+        #[arg(long, value_name = "i/N", requires = "node")]
+        shard: Option<String>,
+        /// Merge the finished shard parts of --node.
+        #[arg(long, requires = "node", conflicts_with = "shard")]
+        merge: bool,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// No progress bars or per-node lines.
+        #[arg(long, short)]
+        quiet: bool,
+        /// `json` prints one JSON object per event on stdout.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Check a pipeline file and report every problem in it.
+    Validate {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Override a value, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Print the DAG.
+    Graph {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: GraphFormat,
+        /// Override a value, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Show each node as done, stale (and why) or missing.
+    Status {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Override a value, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Show an artifact: manifest, schema, row count, first rows.
+    Inspect {
+        /// An artifact directory (`runs/<name>/<node>`) or a Parquet file.
+        path: PathBuf,
+        /// How many rows to show.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+    },
+    /// Print the YAML reference (every op, every field).
+    Reference,
+}
+
+fn load(file: &PathBuf, sets: &[String]) -> Result<Pipeline, ExitCode> {
+    spec::load(file, sets).map_err(|e| {
+        match e {
+            LoadError::Invalid(errs) => eprintln!("{:?}", miette::Report::new(errs)),
+            other => eprintln!("error: {other}"),
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
+    match cli.cmd {
+        Cmd::Validate { file, sets } => {
+            let p = load(&file, &sets)?;
+            println!("{}: ok, {} node(s)", file.display(), p.nodes.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Graph { file, format, sets } => {
+            let p = load(&file, &sets)?;
+            let out = match format {
+                GraphFormat::Text => cli::graph_text(&p),
+                GraphFormat::Dot => cli::graph_dot(&p),
+                GraphFormat::Mermaid => cli::graph_mermaid(&p),
+            };
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { file, sets } => {
+            let p = load(&file, &sets)?;
+            print!("{}", cli::status_table(&p));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Inspect { path, rows } => match cli::inspect(&path, rows) {
+            Ok(s) => {
+                print!("{s}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Err(ExitCode::from(2))
+            }
+        },
+        Cmd::Reference => {
+            print!("{}", spec::reference::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run {
+            file,
+            sets,
+            force,
+            only,
+            until,
+            dry_run,
+            node,
+            shard,
+            merge,
+            threads,
+            quiet,
+            log_format,
+        } => {
+            let p = load(&file, &sets)?;
+            let shard = match shard.as_deref().map(cli::parse_shard).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Err(ExitCode::from(2));
+                }
+            };
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1);
+            // The global pool is the run's thread budget: every node's parallel work shares it.
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+            let cancel = Arc::new(AtomicBool::new(false));
+            let c2 = cancel.clone();
+            let _ = ctrlc::set_handler(move || {
+                if c2.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!("\nstopping: finishing nothing half-way (Ctrl-C again to quit now)");
+            });
+            let json = log_format == LogFormat::Json;
+            let rep = Reporter::new(quiet, json);
+            let opts = RunOptions {
+                force,
+                only,
+                until,
+                dry_run,
+                node,
+                shard,
+                merge,
+            };
+            let summary = match run(&p, &opts, &rep, &cancel) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Err(ExitCode::from(2));
+                }
+            };
+            if json {
+                println!("{}", summary_json(&summary));
+            } else {
+                print!("{}", summary_table(&summary));
+            }
+            if summary.cancelled() {
+                Err(ExitCode::from(130))
+            } else if summary.failed() {
+                Err(ExitCode::from(1))
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

@@ -122,6 +122,8 @@ fn load(file: &PathBuf, sets: &[String]) -> Result<Pipeline, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Long headlines carry file:line:col; wrapping them would split that up.
+    let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) | Err(code) => code,

@@ -124,10 +124,10 @@ pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) ->
                 "--merge: node `{id}` has no shard parts for its current fingerprint; run --node {id} --shard i/N first"
             ))
         })?;
-        let r = node::merge(p, pl, nd, n);
-        return Ok(RunSummary {
-            nodes: vec![result_of(id, r, 0.0, Outcome::Ran)],
-        });
+        let t0 = std::time::Instant::now();
+        let res = result_of(id, node::merge(p, pl, nd, n), t0.elapsed().as_secs_f64(), Outcome::Ran);
+        report_node(rep, &res);
+        return Ok(RunSummary { nodes: vec![res] });
     }
 
     // Which nodes are in play, which are forced, which must run.

@@ -75,6 +75,8 @@ pub struct Chunker<R: Read> {
     /// The stream's error, reported once after its last whole record.
     error: Option<String>,
     json: JsonScan,
+    /// An oversize JSON value being skipped (its start and kept prefix).
+    skip: Option<Broken>,
     done: bool,
 }
 
@@ -106,6 +108,7 @@ impl<R: Read> Chunker<R> {
             eof: false,
             error: None,
             json: JsonScan::default(),
+            skip: None,
             done: false,
         }
     }
@@ -153,6 +156,22 @@ impl<R: Read> Chunker<R> {
         Some(chunk)
     }
 
+    /// A record that was cut out whole but is over `max_record`.
+    fn too_big(&self, line: u64, offset: u64, rec: &[u8]) -> Broken {
+        let raw = rec[..KEEP_PREFIX.min(rec.len())].to_vec();
+        Broken {
+            line,
+            offset,
+            reason: format!(
+                "record of {} bytes exceeds max_record_bytes ({}); first {} bytes kept",
+                rec.len(),
+                self.max_record,
+                raw.len()
+            ),
+            raw,
+        }
+    }
+
     fn take_prefix(&mut self, cut: usize) -> Vec<u8> {
         let rest = self.buf.split_off(cut);
         std::mem::replace(&mut self.buf, rest)
@@ -198,6 +217,9 @@ impl<R: Read> Chunker<R> {
             }
             let blank = data[pos..content_end].iter().all(|b| b.is_ascii_whitespace());
             match self.shape {
+                Shape::Lines if !blank && content_end - pos > self.max_record => {
+                    chunk.broken.push(self.too_big(line, offset, &data[pos..content_end]));
+                }
                 Shape::Lines if !blank => chunk.recs.push(Rec {
                     start: pos,
                     end: content_end,
@@ -206,12 +228,17 @@ impl<R: Read> Chunker<R> {
                 }),
                 Shape::Blocks if blank => {
                     if let Some((s, l, o)) = block_start.take() {
-                        chunk.recs.push(Rec {
-                            start: s,
-                            end: pos.saturating_sub(1).max(s),
-                            line: l,
-                            offset: o,
-                        });
+                        let e = pos.saturating_sub(1).max(s);
+                        if e - s > self.max_record {
+                            chunk.broken.push(self.too_big(l, o, &data[s..e]));
+                        } else {
+                            chunk.recs.push(Rec {
+                                start: s,
+                                end: e,
+                                line: l,
+                                offset: o,
+                            });
+                        }
                     }
                 }
                 Shape::Blocks if block_start.is_none() => block_start = Some((pos, line, offset)),
@@ -229,12 +256,16 @@ impl<R: Read> Chunker<R> {
             while e > s && matches!(data[e - 1], b'\n' | b'\r') {
                 e -= 1;
             }
-            chunk.recs.push(Rec {
-                start: s,
-                end: e,
-                line: l,
-                offset: o,
-            });
+            if e - s > self.max_record {
+                chunk.broken.push(self.too_big(l, o, &data[s..e]));
+            } else {
+                chunk.recs.push(Rec {
+                    start: s,
+                    end: e,
+                    line: l,
+                    offset: o,
+                });
+            }
         }
         self.line = line;
         self.offset = offset;
@@ -322,6 +353,11 @@ impl<R: Read> Chunker<R> {
     /// JSON array elements (or concatenated values), cut between elements.
     fn next_json(&mut self) -> Chunk {
         let mut chunk = Chunk::default();
+        if self.skip.is_some() {
+            self.skip_json_value(&mut chunk);
+        }
+        // Start of a value that outgrew `max_record`: the chunk ends before it.
+        let mut oversize = None;
         loop {
             let want = self.buf.len() + self.target;
             self.fill(want);
@@ -332,19 +368,8 @@ impl<R: Read> Chunker<R> {
             }
             let pending = self.json.elem_start.map_or(0, |s| self.buf.len() - s);
             if pending > self.max_record {
-                chunk.broken.push(Broken {
-                    line: self.line,
-                    offset: self.offset,
-                    reason: format!("JSON value larger than max_record_bytes ({})", self.max_record),
-                    raw: self.buf[..KEEP_PREFIX.min(self.buf.len())].to_vec(),
-                });
-                self.buf.clear();
-                while !self.eof {
-                    self.fill(1 << 20);
-                    self.buf.clear();
-                }
-                self.json.done.clear();
-                return chunk;
+                oversize = self.json.elem_start;
+                break;
             }
         }
         if self.eof {
@@ -367,28 +392,32 @@ impl<R: Read> Chunker<R> {
                 });
             }
         }
-        let cut = if self.eof {
-            self.buf.len()
-        } else {
-            self.json.done.last().map_or(0, |d| d.1)
+        let cut = match oversize {
+            Some(s) => s,
+            None if self.eof => self.buf.len(),
+            None => self.json.done.last().map_or(0, |d| d.1),
         };
         let (mut line, mut offset, mut last) = (self.line, self.offset, 0usize);
         for &(s, e) in &self.json.done {
             line += memchr::memchr_iter(b'\n', &self.buf[last..s]).count() as u64;
             offset += (s - last) as u64;
-            chunk.recs.push(Rec {
-                start: s,
-                end: e,
-                line,
-                offset,
-            });
+            if e - s > self.max_record {
+                chunk.broken.push(self.too_big(line, offset, &self.buf[s..e]));
+            } else {
+                chunk.recs.push(Rec {
+                    start: s,
+                    end: e,
+                    line,
+                    offset,
+                });
+            }
             last = s;
         }
         line += memchr::memchr_iter(b'\n', &self.buf[last..cut]).count() as u64;
         offset += (cut - last) as u64;
         self.json.done.clear();
         let data = self.take_prefix(cut);
-        chunk.bytes = data.len() as u64;
+        chunk.bytes += data.len() as u64;
         chunk.data = data;
         self.json.pos -= cut.min(self.json.pos);
         if let Some(s) = self.json.elem_start.as_mut() {
@@ -396,7 +425,62 @@ impl<R: Read> Chunker<R> {
         }
         self.line = line;
         self.offset = offset;
+        if oversize.is_some() {
+            // `buf` now starts with the oversize value: skip it on the next call.
+            self.skip = Some(Broken {
+                line,
+                offset,
+                reason: String::new(),
+                raw: self.buf[..KEEP_PREFIX.min(self.buf.len())].to_vec(),
+            });
+        }
         chunk
+    }
+
+    /// Reads past the oversize value at the head of `buf` without buffering
+    /// it, reports it, and leaves `buf` at whatever follows it.
+    fn skip_json_value(&mut self, chunk: &mut Chunk) {
+        let Some(mut broken) = self.skip.take() else { return };
+        let mut skipped = 0u64;
+        loop {
+            self.scan_json();
+            if let Some(&(_, end)) = self.json.done.first() {
+                // The value ends at `end`; keep what the scan found after it.
+                self.json.done.remove(0);
+                self.line += memchr::memchr_iter(b'\n', &self.buf[..end]).count() as u64;
+                self.offset += end as u64;
+                skipped += end as u64;
+                self.buf.drain(..end);
+                self.json.pos -= end;
+                for d in &mut self.json.done {
+                    d.0 -= end;
+                    d.1 -= end;
+                }
+                if let Some(s) = self.json.elem_start.as_mut() {
+                    *s -= end;
+                }
+                break;
+            }
+            // Still inside the value: drop what was scanned.
+            self.line += memchr::memchr_iter(b'\n', &self.buf).count() as u64;
+            self.offset += self.buf.len() as u64;
+            skipped += self.buf.len() as u64;
+            self.buf.clear();
+            self.json.pos = 0;
+            if self.eof {
+                self.json.elem_start = None;
+                break;
+            }
+            self.json.elem_start = Some(0);
+            self.fill(1 << 20);
+        }
+        broken.reason = format!(
+            "JSON value of {skipped} bytes exceeds max_record_bytes ({}); first {} bytes kept",
+            self.max_record,
+            broken.raw.len()
+        );
+        chunk.bytes += skipped;
+        chunk.broken.push(broken);
     }
 
     fn scan_json(&mut self) {

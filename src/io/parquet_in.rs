@@ -106,8 +106,9 @@ fn map_batch(
 ) -> Result<Parsed, String> {
     let n = batch.num_rows();
     let text = string_col(batch, text_col)?.ok_or_else(|| format!("no column `{text_col}` (set text_field)"))?;
+    // Without an id column, ids are `<file>:<row>`.
     let given_ids = match id_col {
-        Some(c) => Some(string_col(batch, c)?.ok_or_else(|| format!("no column `{c}` (id_field)"))?),
+        Some(c) => string_col(batch, c)?,
         None => None,
     };
     let ids: StringArray = (0..n)

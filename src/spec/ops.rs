@@ -93,6 +93,9 @@ pub enum TextMode {
 fn default_text_field() -> String {
     "text".into()
 }
+fn default_id_field() -> String {
+    "id".into()
+}
 fn default_url_field() -> String {
     "url".into()
 }
@@ -125,10 +128,10 @@ pub struct ReadParams {
     /// lists (`chosen.value`, `messages.0.content`).
     #[serde(default = "default_text_field")]
     pub text_field: String,
-    /// Field holding a document id; without it ids are `<file>:<line>`
-    /// (`<file>:<row>` for Parquet), stable across runs.
-    #[serde(default)]
-    pub id_field: Option<String>,
+    /// Field holding a document id (string or number); records without it
+    /// get `<file>:<line>` (`<file>:<row>` for Parquet), stable across runs.
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
     /// Field holding the URL, when the records have one.
     #[serde(default = "default_url_field")]
     pub url_field: String,

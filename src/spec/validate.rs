@@ -122,7 +122,6 @@ fn unknown_field<'a>(node: Option<&str>, key: &str, at: &Y, known: impl Iterator
 
 fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeSpec> {
     let id = key.scalar_text();
-    let before = problems.len();
     if !valid_id(&id) {
         problems.push(Problem::at(
             Some(&id),
@@ -191,17 +190,20 @@ fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeS
     match Op::from_json(&op_name, params_y.to_json()) {
         Ok(op) => {
             for (field, message) in op.check() {
-                let at = body.get(&field).or(body.get("op"));
-                problems.push(Problem::at(Some(&id), Some(&field), at.and_then(|y| y.loc).or(key.loc), message));
+                // A value given with --set has no location: say so rather than point elsewhere.
+                let loc = match body.get(&field) {
+                    Some(y) => y.loc,
+                    None => key.loc,
+                };
+                problems.push(Problem::at(Some(&id), Some(&field), loc, message));
             }
             if let Op::Read(r) = &op {
                 if let Err(m) = crate::io::files::check_path(&r.path) {
                     problems.push(Problem::at(Some(&id), Some("path"), body.get("path").and_then(|y| y.loc), m));
                 }
             }
-            if problems.len() > before {
-                return None;
-            }
+            // Range problems are reported, but the node stays in the graph
+            // so its references and kinds are checked too.
             Some(NodeSpec {
                 id,
                 kind: op.output_kind(None),
@@ -219,7 +221,8 @@ fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeS
                 None => (path.join("."), body.at_path(&path)),
             };
             let field = if field.is_empty() { None } else { Some(field.as_str()) };
-            problems.push(Problem::at(Some(&id), field, at.loc.or(key.loc), msg));
+            let from_set = at.loc.is_none() && !path.is_empty();
+            problems.push(Problem::at(Some(&id), field, if from_set { None } else { at.loc.or(key.loc) }, msg));
             None
         }
     }

@@ -72,7 +72,7 @@ pub(super) fn units(p: &ReadParams) -> Result<Vec<Unit>, NodeError> {
 fn config(p: &ReadParams, format: Format) -> ReadConfig {
     ReadConfig {
         format,
-        fields: FieldMap::new(&p.text_field, p.id_field.as_deref(), &p.url_field, p.keep_metadata),
+        fields: FieldMap::new(&p.text_field, Some(&p.id_field), &p.url_field, p.keep_metadata),
         source: p.source.clone(),
         text_mode: p.text_mode,
         batch_bytes: p.batch_bytes as usize,

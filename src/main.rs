@@ -111,7 +111,7 @@ enum Cmd {
     Reference,
 }
 
-fn load(file: &PathBuf, sets: &[String]) -> Result<Pipeline, ExitCode> {
+fn load(file: &std::path::Path, sets: &[String]) -> Result<Pipeline, ExitCode> {
     spec::load(file, sets).map_err(|e| {
         match e {
             LoadError::Invalid(errs) => eprintln!("{:?}", miette::Report::new(errs)),

@@ -22,19 +22,19 @@ impl NodeLog {
 
     /// Appends one line.
     pub fn line(&self, msg: impl AsRef<str>) {
-        if let Ok(mut g) = self.file.lock() {
-            if let Some(f) = g.as_mut() {
-                let _ = writeln!(f, "[{:>9.3}s] {}", self.start.elapsed().as_secs_f64(), msg.as_ref());
-            }
+        if let Ok(mut g) = self.file.lock()
+            && let Some(f) = g.as_mut()
+        {
+            let _ = writeln!(f, "[{:>9.3}s] {}", self.start.elapsed().as_secs_f64(), msg.as_ref());
         }
     }
 
     /// Flushes to disk (before the artifact is committed).
     pub fn sync(&self) {
-        if let Ok(mut g) = self.file.lock() {
-            if let Some(f) = g.as_mut() {
-                let _ = f.sync_all();
-            }
+        if let Ok(mut g) = self.file.lock()
+            && let Some(f) = g.as_mut()
+        {
+            let _ = f.sync_all();
         }
     }
 }

@@ -315,7 +315,10 @@ fn result_of(id: &str, r: Result<store::Manifest, NodeError>, secs: f64, ok: Out
         Ok(m) => NodeResult {
             id: id.to_string(),
             outcome: ok,
-            rows: m.rows,
+            // An export's rows live in the exported file, not the artifact.
+            rows: m
+                .rows
+                .max(m.extra.get("export_rows").and_then(serde_json::Value::as_u64).unwrap_or(0)),
             rejected: m.rejected_rows,
             secs,
             peak_rss: m.peak_rss_bytes,

@@ -495,10 +495,10 @@ impl<R: Read> Chunker<R> {
                     j.esc = true;
                 } else if b == b'"' {
                     j.in_str = false;
-                    if j.depth == 0 {
-                        if let Some(s) = j.elem_start.take() {
-                            j.done.push((s, j.pos + 1));
-                        }
+                    if j.depth == 0
+                        && let Some(s) = j.elem_start.take()
+                    {
+                        j.done.push((s, j.pos + 1));
                     }
                 }
                 j.pos += 1;
@@ -526,10 +526,10 @@ impl<R: Read> Chunker<R> {
                 }
                 b'}' | b']' if j.depth > 0 => {
                     j.depth -= 1;
-                    if j.depth == 0 {
-                        if let Some(s) = j.elem_start.take() {
-                            j.done.push((s, j.pos + 1));
-                        }
+                    if j.depth == 0
+                        && let Some(s) = j.elem_start.take()
+                    {
+                        j.done.push((s, j.pos + 1));
                     }
                 }
                 b']' if j.array && j.depth == 0 => {
@@ -550,10 +550,11 @@ impl<R: Read> Chunker<R> {
                     j.in_str = true;
                 }
                 c if c.is_ascii_whitespace() => {
-                    if j.depth == 0 && !j.array {
-                        if let Some(s) = j.elem_start.take() {
-                            j.done.push((s, j.pos));
-                        }
+                    if j.depth == 0
+                        && !j.array
+                        && let Some(s) = j.elem_start.take()
+                    {
+                        j.done.push((s, j.pos));
                     }
                 }
                 _ => {

@@ -148,7 +148,7 @@ pub fn load_str(file: &str, text: String, sets: &[String], dir: &Path) -> Result
     let mut problems = Vec::new();
     for set in sets {
         if let Err(p) = apply_set(&mut root, set) {
-            problems.push(p);
+            problems.push(*p);
         }
     }
     let vars = collect_vars(&root, dir, &mut problems);
@@ -162,8 +162,9 @@ pub fn load_str(file: &str, text: String, sets: &[String], dir: &Path) -> Result
 }
 
 /// Applies one `a.b.c=value` override to the tree, creating maps as needed.
-fn apply_set(root: &mut Y, set: &str) -> Result<(), Problem> {
+fn apply_set(root: &mut Y, set: &str) -> Result<(), Box<Problem>> {
     let bad = |m: String| Problem::at(None, None, None, m).help("write --set key.path=value, e.g. --set nodes.docs.path=data/x.jsonl");
+    let bad = |m: String| Box::new(bad(m));
     let (path, value) = set.split_once('=').ok_or_else(|| bad(format!("--set `{set}` has no `=`")))?;
     let segs: Vec<&str> = path.split('.').collect();
     if segs.iter().any(|s| s.is_empty()) {

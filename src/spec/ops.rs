@@ -150,7 +150,7 @@ pub struct ReadParams {
     /// Records larger than this are rejected instead of buffered.
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: u64,
-    /// Target size of each output Parquet file, in uncompressed bytes.
+    /// Target size of each output Parquet file on disk (zstd-compressed bytes).
     #[serde(default = "default_shard_bytes")]
     pub shard_bytes: u64,
 }
@@ -212,10 +212,10 @@ impl SampleParams {
         if self.n == Some(0) {
             p.push(("n".into(), "must be at least 1".into()));
         }
-        if let Some(f) = self.fraction {
-            if !(f > 0.0 && f <= 1.0) {
-                p.push(("fraction".into(), format!("{f} is out of range (0, 1]")));
-            }
+        if let Some(f) = self.fraction
+            && !(f > 0.0 && f <= 1.0)
+        {
+            p.push(("fraction".into(), format!("{f} is out of range (0, 1]")));
         }
         p
     }

@@ -197,10 +197,10 @@ fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeS
                 };
                 problems.push(Problem::at(Some(&id), Some(&field), loc, message));
             }
-            if let Op::Read(r) = &op {
-                if let Err(m) = crate::io::files::check_path(&r.path) {
-                    problems.push(Problem::at(Some(&id), Some("path"), body.get("path").and_then(|y| y.loc), m));
-                }
+            if let Op::Read(r) = &op
+                && let Err(m) = crate::io::files::check_path(&r.path)
+            {
+                problems.push(Problem::at(Some(&id), Some("path"), body.get("path").and_then(|y| y.loc), m));
             }
             // Range problems are reported, but the node stays in the graph
             // so its references and kinds are checked too.
@@ -366,22 +366,22 @@ fn check_graph(nodes: &mut [NodeSpec], nodes_y: Option<&Y>, problems: &mut Vec<P
             n.kind = *k;
         }
         for r in n.op.inputs() {
-            if let Some(k) = kinds.get(r.node) {
-                if !r.accepts.contains(k) {
-                    let want: Vec<&str> = r.accepts.iter().map(|k| k.name()).collect();
-                    problems.push(Problem::at(
-                        Some(&n.id),
-                        Some(r.field),
-                        field_loc(&n.id, r.field),
-                        format!(
-                            "`{}` makes a `{}` artifact, but op `{}` takes {} here",
-                            r.node,
-                            k.name(),
-                            n.op.name(),
-                            want.join(" or ")
-                        ),
-                    ));
-                }
+            if let Some(k) = kinds.get(r.node)
+                && !r.accepts.contains(k)
+            {
+                let want: Vec<&str> = r.accepts.iter().map(|k| k.name()).collect();
+                problems.push(Problem::at(
+                    Some(&n.id),
+                    Some(r.field),
+                    field_loc(&n.id, r.field),
+                    format!(
+                        "`{}` makes a `{}` artifact, but op `{}` takes {} here",
+                        r.node,
+                        k.name(),
+                        n.op.name(),
+                        want.join(" or ")
+                    ),
+                ));
             }
         }
     }

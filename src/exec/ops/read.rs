@@ -12,8 +12,11 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::ops::Range;
 
-/// A unit: file index, and a row group for a single Parquet input.
-fn plan(p: &ReadParams) -> Result<(Vec<InputFile>, Vec<(usize, Option<usize>)>), NodeError> {
+/// A unit of `read`: file index, and a row group for a single Parquet input.
+type FileUnit = (usize, Option<usize>);
+
+/// The input files and the units they split into.
+fn plan(p: &ReadParams) -> Result<(Vec<InputFile>, Vec<FileUnit>), NodeError> {
     let files = expand(&p.path).map_err(|e| NodeError::Failed(format!("path `{}`: {e}", p.path)))?;
     let single_parquet = files.len() == 1 && resolve_format(p, &files[0]) == Some(Format::Parquet);
     if single_parquet {

@@ -274,26 +274,45 @@ impl<R: Read> Chunker<R> {
     }
 
     /// Drops the record at the head of `buf` that exceeds `max_record`,
-    /// reading on to its end; keeps a prefix for the rejected output.
+    /// reading on to its end (the end of its line, or for blocks the next
+    /// blank line); keeps a prefix for the rejected output.
     fn skip_oversize(&mut self) -> Broken {
-        let (line, offset) = (self.line, self.offset);
         let raw = self.buf[..KEEP_PREFIX.min(self.buf.len())].to_vec();
-        let mut skipped = 0u64;
+        // Where the record starts: after any blank lines at the head (blocks).
+        let mut start: Option<(u64, u64)> = None;
+        let (mut skipped, mut lines, mut line_start) = (0u64, 0u64, self.offset);
+        let (mut pos, mut line_has_text) = (0usize, false);
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf) {
-                skipped += (i + 1) as u64;
-                self.buf.drain(..=i);
+            let end = memchr::memchr(b'\n', &self.buf[pos..]).map(|i| pos + i);
+            let part = &self.buf[pos..end.unwrap_or(self.buf.len())];
+            line_has_text |= !part.iter().all(|b| b.is_ascii_whitespace());
+            if line_has_text && start.is_none() {
+                start = Some((self.line + lines, line_start));
+            }
+            let Some(i) = end else {
+                skipped += (self.buf.len() - pos) as u64;
+                self.buf.clear();
+                pos = 0;
+                if self.eof {
+                    break;
+                }
+                self.fill(1 << 20);
+                continue;
+            };
+            let blank = !line_has_text;
+            line_has_text = false;
+            skipped += (i + 1 - pos) as u64;
+            lines += 1;
+            line_start = self.offset + skipped;
+            pos = i + 1;
+            if self.shape != Shape::Blocks || (blank && start.is_some()) {
                 break;
             }
-            skipped += self.buf.len() as u64;
-            self.buf.clear();
-            if self.eof {
-                break;
-            }
-            self.fill(1 << 20);
         }
+        self.buf.drain(..pos);
+        let (line, offset) = start.unwrap_or((self.line, self.offset));
         self.offset += skipped;
-        self.line += 1;
+        self.line += lines.max(1);
         Broken {
             line,
             offset,

@@ -177,17 +177,25 @@ fn a_50mb_record_is_read_by_default_and_rejected_over_max_record_bytes() {
     for (name, array) in [("big.jsonl", false), ("big.json", true)] {
         let data = big_record_file(d.path(), name, BIG, array);
         let first = if array { 2 } else { 1 };
+        // Lines number JSONL records; JSON array elements are numbered by index.
+        let id_of = |line: usize, index: usize| {
+            if array {
+                format!("{name}#{index}")
+            } else {
+                format!("{name}:{line}")
+            }
+        };
 
         // Default max_record_bytes (256 MiB): all three records are read.
         let r = read_node(d.path(), name, "id_field: id");
         r.ok();
         let got = ids_and_texts(&wd);
         assert_eq!(got.len(), 3, "{name}");
-        assert_eq!(got[0], (format!("{name}:{first}"), "before".to_string()));
+        assert_eq!(got[0], (id_of(first, 0), "before".to_string()));
         assert_eq!(got[1].0, "huge");
         assert_eq!(got[1].1.len(), BIG);
         assert!(got[1].1.bytes().all(|b| b == b'x'));
-        assert_eq!(got[2], (format!("{name}:{}", first + 2), "after".to_string()));
+        assert_eq!(got[2], (id_of(first + 2, 2), "after".to_string()));
         assert_eq!(manifest(&wd, "n")["rejected_rows"], 0);
 
         // With a 1 MiB limit the big record is rejected and counted; the
@@ -199,10 +207,7 @@ fn a_50mb_record_is_read_by_default_and_rejected_over_max_record_bytes() {
         let got = ids_and_texts(&wd);
         assert_eq!(
             got,
-            [
-                (format!("{name}:{first}"), "before".to_string()),
-                (format!("{name}:{}", first + 2), "after".to_string())
-            ],
+            [(id_of(first, 0), "before".to_string()), (id_of(first + 2, 2), "after".to_string())],
             "{name}"
         );
         let rj = rejects(&wd);

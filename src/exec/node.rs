@@ -138,7 +138,7 @@ fn manifest(pl: &Planned, node: &NodeSpec, out: Output, secs: f64) -> Manifest {
         None => out.schema_hint,
     };
     let bytes = t.files.iter().chain(&t.rejected_files).map(|f| f.bytes).sum();
-    let content_hash = (node.kind != crate::spec::Kind::Report).then(|| crate::io::hash::combine(&t.unit_digests));
+    let content_hash = (node.kind != crate::spec::Kind::Report).then(|| t.rows_hash.hex());
     Manifest {
         format_version: FORMAT_VERSION,
         kind: node.kind,
@@ -156,7 +156,7 @@ fn manifest(pl: &Planned, node: &NodeSpec, out: Output, secs: f64) -> Manifest {
         files: t.files,
         rejected_files: t.rejected_files,
         content_hash,
-        unit_digests: t.unit_digests,
+        rows_hash: t.rows_hash,
         wall_time_s: secs,
         peak_rss_bytes: store::peak_rss_bytes(),
         stats: out.stats,
@@ -229,7 +229,7 @@ pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32) -> Result<Mani
     let (mut files, mut rejected) = (Vec::<FileInfo>::new(), Vec::<FileInfo>::new());
     let mut m = parts[0].manifest.clone();
     m.stats = Value::Object(Default::default());
-    m.unit_digests.clear();
+    m.rows_hash = Default::default();
     m.rows = 0;
     m.rejected_rows = 0;
     m.wall_time_s = 0.0;
@@ -249,7 +249,7 @@ pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32) -> Result<Mani
         }
         m.rows += a.manifest.rows;
         m.rejected_rows += a.manifest.rejected_rows;
-        m.unit_digests.extend(a.manifest.unit_digests.iter().cloned());
+        m.rows_hash.append(&a.manifest.rows_hash);
         m.wall_time_s += a.manifest.wall_time_s;
         add_stats(&mut m.stats, &a.manifest.stats);
         log.line(format!("merged part {:?}: {} rows", a.manifest.shard, a.manifest.rows));
@@ -257,7 +257,7 @@ pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32) -> Result<Mani
     m.bytes = files.iter().chain(&rejected).map(|f| f.bytes).sum();
     m.files = files;
     m.rejected_files = rejected;
-    m.content_hash = m.content_hash.as_ref().map(|_| crate::io::hash::combine(&m.unit_digests));
+    m.content_hash = m.content_hash.as_ref().map(|_| m.rows_hash.hex());
     m.shard = None;
     m.parts = n;
     m.peak_rss_bytes = parts.iter().filter_map(|a| a.manifest.peak_rss_bytes).max();

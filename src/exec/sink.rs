@@ -3,18 +3,17 @@
 //! and hashes rows per unit, so parsing and writing overlap.
 
 use crate::io::docs::{Reject, rejects_batch};
-use crate::io::hash::hash_rows;
+use crate::io::hash::{RowsHash, hash_rows};
 use crate::io::writer::{FileInfo, PartWriter};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{Sender, bounded};
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::Path;
 use std::thread::JoinHandle;
 
 enum Msg {
-    Rows(usize, RecordBatch),
+    Rows(RecordBatch),
     Rejects(Vec<Reject>),
 }
 
@@ -31,8 +30,8 @@ pub struct SinkResult {
     pub rejected_rows: u64,
     /// Data schema (if any rows).
     pub schema: Option<SchemaRef>,
-    /// One digest per unit of the range, in order.
-    pub unit_digests: Vec<String>,
+    /// Hash of the rows written, in order.
+    pub rows_hash: RowsHash,
     /// Rejects by reason (digits folded to N).
     pub reasons: BTreeMap<String, u64>,
 }
@@ -64,20 +63,17 @@ pub fn reason_class(reason: &str) -> String {
 
 impl TableSink {
     /// Starts writing into `out_dir/data` and `out_dir/rejected`.
-    pub fn start(out_dir: &Path, shard_bytes: u64, units: Range<usize>) -> Self {
+    pub fn start(out_dir: &Path, shard_bytes: u64) -> Self {
         let (tx, rx) = bounded::<Msg>(4);
         let dir = out_dir.to_path_buf();
         let handle = std::thread::spawn(move || -> Result<SinkResult, String> {
             let mut data = PartWriter::new(&dir, "data", shard_bytes);
             let mut rej = PartWriter::new(&dir, "rejected", shard_bytes);
             let mut res = SinkResult::default();
-            let mut hashers: Vec<blake3::Hasher> = units.clone().map(|_| blake3::Hasher::new()).collect();
             for msg in rx {
                 match msg {
-                    Msg::Rows(unit, batch) => {
-                        let slot = unit.checked_sub(units.start).and_then(|i| hashers.get_mut(i));
-                        let h = slot.ok_or_else(|| format!("unit {unit} outside {units:?}"))?;
-                        hash_rows(&batch, h);
+                    Msg::Rows(batch) => {
+                        hash_rows(&batch, &mut res.rows_hash);
                         res.rows += batch.num_rows() as u64;
                         data.write(&batch)?;
                     }
@@ -93,7 +89,6 @@ impl TableSink {
             res.schema = data.schema();
             res.files = data.finish()?;
             res.rejected_files = rej.finish()?;
-            res.unit_digests = hashers.into_iter().map(|h| h.finalize().to_hex().to_string()).collect();
             Ok(res)
         });
         TableSink {
@@ -109,12 +104,12 @@ impl TableSink {
         }
     }
 
-    /// Queues rows of `unit`.
-    pub fn rows(&self, unit: usize, batch: RecordBatch) -> Result<(), String> {
+    /// Queues rows.
+    pub fn rows(&self, batch: RecordBatch) -> Result<(), String> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.send(Msg::Rows(unit, batch))
+        self.send(Msg::Rows(batch))
     }
 
     /// Queues rejected records.

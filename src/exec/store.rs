@@ -58,8 +58,8 @@ pub struct Manifest {
     pub rejected_files: Vec<FileInfo>,
     /// Hash of the rows, independent of how they are split into files.
     pub content_hash: Option<String>,
-    /// Per-unit row digests that `content_hash` combines (kept so shards merge).
-    pub unit_digests: Vec<String>,
+    /// The state behind `content_hash`, kept so shard parts merge exactly.
+    pub rows_hash: crate::io::hash::RowsHash,
     /// Seconds the node took.
     pub wall_time_s: f64,
     /// Peak resident memory of the process when the node finished.

@@ -1,14 +1,80 @@
-//! Content hashes of tables that depend on the rows only, never on how
-//! they were cut into batches or files: each row is fed to the hasher as
-//! its column values, length-prefixed, in order.
+//! Content hashes of tables that depend on the rows and their order only,
+//! never on how they were cut into batches, files or shards.
+//!
+//! Each row gets a blake3 digest of its column values (length-prefixed, in
+//! order). The table's hash is a polynomial over those digests,
+//! `H = Σ d_i · B^(n-1-i) mod P` in two lanes (P = 2^61 − 1, two bases), which
+//! two halves combine into exactly: `H(xy) = H(x) · B^|y| + H(y)`. So shard
+//! parts merge into the same hash an unsharded run computes.
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde::{Deserialize, Serialize};
 
-/// Feeds every row of `batch` to `h`.
-pub fn hash_rows(batch: &RecordBatch, h: &mut blake3::Hasher) {
+const P: u64 = (1 << 61) - 1;
+const BASES: [u64; 2] = [0x1f3d_5b79_a3c2_e4f1 % P, 0x0bad_cafe_f00d_1234 % P];
+
+fn mulmod(a: u64, b: u64) -> u64 {
+    let x = (a as u128) * (b as u128);
+    let r = ((x & P as u128) + (x >> 61)) as u64;
+    let r = (r & P) + (r >> 61);
+    if r >= P { r - P } else { r }
+}
+
+fn addmod(a: u64, b: u64) -> u64 {
+    let r = a + b;
+    if r >= P { r - P } else { r }
+}
+
+fn powmod(mut b: u64, mut e: u64) -> u64 {
+    let mut r = 1;
+    while e > 0 {
+        if e & 1 == 1 {
+            r = mulmod(r, b);
+        }
+        b = mulmod(b, b);
+        e >>= 1;
+    }
+    r
+}
+
+/// The running hash of a row sequence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowsHash {
+    /// The two lanes.
+    pub lanes: [u64; 2],
+    /// Rows hashed.
+    pub rows: u64,
+}
+
+impl RowsHash {
+    /// Appends one row's digest.
+    pub fn push(&mut self, digest: &[u8; 32]) {
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            let d = u64::from_le_bytes(digest[8 * k..8 * k + 8].try_into().unwrap_or([0; 8])) % P;
+            *lane = addmod(mulmod(*lane, BASES[k]), d);
+        }
+        self.rows += 1;
+    }
+
+    /// Appends a whole sequence hashed separately (a later shard part).
+    pub fn append(&mut self, other: &RowsHash) {
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            *lane = addmod(mulmod(*lane, powmod(BASES[k], other.rows)), other.lanes[k]);
+        }
+        self.rows += other.rows;
+    }
+
+    /// The hash as hex.
+    pub fn hex(&self) -> String {
+        format!("{:016x}{:016x}{:016x}", self.lanes[0], self.lanes[1], self.rows)
+    }
+}
+
+/// Hashes every row of `batch` into `h`.
+pub fn hash_rows(batch: &RecordBatch, h: &mut RowsHash) {
     let opts = FormatOptions::default();
     let cols = batch.columns();
     let fmts: Vec<Option<ArrayFormatter>> = cols
@@ -20,9 +86,10 @@ pub fn hash_rows(batch: &RecordBatch, h: &mut blake3::Hasher) {
         .collect();
     let mut s = String::new();
     for row in 0..batch.num_rows() {
+        let mut rh = blake3::Hasher::new();
         for (c, f) in cols.iter().zip(&fmts) {
             if c.is_null(row) {
-                h.update(&[0]);
+                rh.update(&[0]);
                 continue;
             }
             let bytes: &[u8] = match c.data_type() {
@@ -38,18 +105,42 @@ pub fn hash_rows(batch: &RecordBatch, h: &mut blake3::Hasher) {
                     s.as_bytes()
                 }
             };
-            h.update(&[1]);
-            h.update(&(bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
+            rh.update(&[1]);
+            rh.update(&(bytes.len() as u64).to_le_bytes());
+            rh.update(bytes);
         }
+        h.push(rh.finalize().as_bytes());
     }
 }
 
-/// Combines per-unit digests into an artifact's content hash.
-pub fn combine(units: &[String]) -> String {
-    let mut h = blake3::Hasher::new();
-    for u in units {
-        h.update(u.as_bytes());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use std::sync::Arc;
+
+    fn batch(v: &[&str]) -> RecordBatch {
+        let a: StringArray = v.iter().map(|s| Some(*s)).collect();
+        RecordBatch::try_from_iter([("text", Arc::new(a) as _)]).unwrap()
     }
-    h.finalize().to_hex().to_string()
+
+    #[test]
+    fn splits_do_not_change_the_hash_but_order_and_content_do() {
+        let rows = ["a", "bb", "", "ccc", "d"];
+        let mut whole = RowsHash::default();
+        hash_rows(&batch(&rows), &mut whole);
+        for cut in 0..=rows.len() {
+            let (mut x, mut y) = (RowsHash::default(), RowsHash::default());
+            hash_rows(&batch(&rows[..cut]), &mut x);
+            hash_rows(&batch(&rows[cut..]), &mut y);
+            x.append(&y);
+            assert_eq!(x, whole, "cut at {cut}");
+        }
+        let mut swapped = RowsHash::default();
+        hash_rows(&batch(&["bb", "a", "", "ccc", "d"]), &mut swapped);
+        assert_ne!(swapped, whole);
+        let mut other = RowsHash::default();
+        hash_rows(&batch(&["a", "bb", "", "ccc", "e"]), &mut other);
+        assert_ne!(other, whole);
+    }
 }

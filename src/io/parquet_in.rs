@@ -67,9 +67,14 @@ pub fn read_parquet(
         Ok(r) => r,
         Err(e) => return fail(format!("cannot read Parquet: {e}"), sink),
     };
-    let text_col = &cfg.fields.text[0];
-    let id_col = cfg.fields.id.as_ref().map(|p| p[0].clone());
-    let url_col = &cfg.fields.url[0];
+    let cols = Columns {
+        text: &cfg.fields.text[0],
+        id: cfg.fields.id.as_ref().map(|p| p[0].as_str()),
+        url: &cfg.fields.url[0],
+        rel: &file.rel,
+        source: &source,
+        source_fixed: cfg.source.is_some(),
+    };
     for batch in reader {
         if cancel.load(Ordering::Relaxed) {
             return Err(ReadError::Cancelled);
@@ -79,7 +84,7 @@ pub fn read_parquet(
             Err(e) => return fail(format!("corrupt Parquet data near row {row}: {e}"), sink),
         };
         let n = batch.num_rows();
-        let parsed = match map_batch(&batch, text_col, id_col.as_deref(), url_col, &file.rel, &source, row) {
+        let parsed = match map_batch(&batch, &cols, row) {
             Ok(p) => p,
             Err(reason) => return fail(reason, sink),
         };
@@ -95,15 +100,25 @@ fn string_col(batch: &RecordBatch, name: &str) -> Result<Option<StringArray>, St
     Ok(Some(c.as_string::<i32>().clone()))
 }
 
-fn map_batch(
-    batch: &RecordBatch,
-    text_col: &str,
-    id_col: Option<&str>,
-    url_col: &str,
-    rel: &str,
-    source: &str,
-    first_row: u64,
-) -> Result<Parsed, String> {
+/// How a Parquet file's columns map onto documents.
+struct Columns<'a> {
+    text: &'a str,
+    id: Option<&'a str>,
+    url: &'a str,
+    rel: &'a str,
+    source: &'a str,
+    source_fixed: bool,
+}
+
+fn map_batch(batch: &RecordBatch, c: &Columns, first_row: u64) -> Result<Parsed, String> {
+    let Columns {
+        text: text_col,
+        id: id_col,
+        url: url_col,
+        rel,
+        source,
+        source_fixed,
+    } = *c;
     let n = batch.num_rows();
     let text = string_col(batch, text_col)?.ok_or_else(|| format!("no column `{text_col}` (set text_field)"))?;
     // Without an id column, ids are `<file>:<row>`.
@@ -119,7 +134,14 @@ fn map_batch(
         .map(Some)
         .collect();
     let url = string_col(batch, url_col)?.unwrap_or_else(|| StringArray::new_null(n));
-    let sources: StringArray = std::iter::repeat_n(Some(source), n).collect();
+    // Like JSON records, a file's own `source` column wins unless `source` is set.
+    let own = if source_fixed { None } else { string_col(batch, "source")? };
+    let sources: StringArray = (0..n)
+        .map(|i| match &own {
+            Some(a) if a.is_valid(i) => Some(a.value(i).to_string()),
+            _ => Some(source.to_string()),
+        })
+        .collect();
     let mut fields = vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("text", DataType::Utf8, false),

@@ -58,6 +58,11 @@ pub struct Origin<'a> {
     pub rel: &'a str,
     /// The `source` column value.
     pub source: &'a str,
+    /// Records are JSON values (ids `<file>#<index>`) rather than lines.
+    pub json_values: bool,
+    /// `source` was set by the user; otherwise a record's own string
+    /// `source` field wins over the file name.
+    pub source_fixed: bool,
 }
 
 /// A borrowed-when-possible string.
@@ -225,6 +230,12 @@ pub fn parse_json(chunk: &Chunk, origin: &Origin, map: &FieldMap) -> Parsed {
             match map.id.as_ref().map(|p| lookup(&entries.0, p)).transpose()?.flatten() {
                 Some(v) if v.get().starts_with('"') => id_buf.push_str(&as_string(v, "id")?),
                 Some(v) if json_type(v) == "a number" => id_buf.push_str(v.get()),
+                // JSON values may share a line: number them instead.
+                _ if origin.json_values => {
+                    id_buf.push_str(origin.rel);
+                    id_buf.push('#');
+                    id_buf.push_str(&rec.ordinal.to_string());
+                }
                 _ => {
                     id_buf.push_str(origin.rel);
                     id_buf.push(':');
@@ -235,10 +246,14 @@ pub fn parse_json(chunk: &Chunk, origin: &Origin, map: &FieldMap) -> Parsed {
                 Some(v) if v.get().starts_with('"') => Some(as_string(v, "url")?),
                 _ => None,
             };
+            let own_source = match entries.0.iter().find(|(k, _)| k == "source") {
+                Some((_, v)) if !origin.source_fixed && v.get().starts_with('"') => Some(as_string(v, "source")?),
+                _ => None,
+            };
             meta.clear();
             if map.keep_metadata {
                 for (k, v) in &entries.0 {
-                    if map.uses_top(k) {
+                    if map.uses_top(k) || (k == "source" && own_source.is_some()) {
                         continue;
                     }
                     meta.push(if meta.is_empty() { '{' } else { ',' });
@@ -255,7 +270,7 @@ pub fn parse_json(chunk: &Chunk, origin: &Origin, map: &FieldMap) -> Parsed {
                 &id_buf,
                 &text,
                 url.as_deref(),
-                origin.source,
+                own_source.as_deref().unwrap_or(origin.source),
                 (!meta.is_empty()).then_some(meta.as_str()),
             );
             Ok(())
@@ -321,6 +336,8 @@ mod tests {
             &Origin {
                 rel: "f.jsonl",
                 source: "src",
+                json_values: false,
+                source_fixed: false,
             },
             map,
         )
@@ -371,7 +388,16 @@ mod tests {
         data.extend_from_slice(&[0xff, 0xfe]);
         data.extend_from_slice(b"\"}\n");
         let mut c = Chunker::new(&data[..], Shape::Lines, 1 << 20, 1 << 20);
-        let p = parse_json(&c.next_chunk().unwrap(), &Origin { rel: "f", source: "s" }, &map);
+        let p = parse_json(
+            &c.next_chunk().unwrap(),
+            &Origin {
+                rel: "f",
+                source: "s",
+                json_values: false,
+                source_fixed: false,
+            },
+            &map,
+        );
         assert_eq!(p.docs.unwrap().num_rows(), 1);
         assert_eq!(p.rejects.len(), 1);
         assert_eq!(p.rejects[0].line, Some(2));

@@ -65,6 +65,8 @@ pub fn read_file(
     let origin = Origin {
         rel: &file.rel,
         source: &source,
+        json_values: cfg.format == Format::Json,
+        source_fixed: cfg.source.is_some(),
     };
     let reader = match super::decompress::open(&file.path) {
         Ok(r) => r,

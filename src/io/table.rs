@@ -75,16 +75,23 @@ pub fn write_jsonl(batch: &RecordBatch, out: &mut dyn Write) -> Result<(), Strin
             }
         }
         if let Some(m) = meta {
-            let inner = m.trim().strip_prefix('{').and_then(|r| r.strip_suffix('}')).map(str::trim);
-            match inner {
-                Some(inner) if !inner.is_empty() => {
-                    if !first {
-                        line.push(',');
+            match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(m) {
+                Ok(fields) => {
+                    for (k, v) in fields {
+                        // A metadata key that names a column too is kept beside it, renamed.
+                        let key = if schema.fields().iter().any(|f| f.name() == &k) {
+                            format!("metadata.{k}")
+                        } else {
+                            k
+                        };
+                        line.push_str(if first { "" } else { "," });
+                        first = false;
+                        line.push_str(&json_str(&key));
+                        line.push(':');
+                        line.push_str(&v.to_string());
                     }
-                    line.push_str(inner);
                 }
-                Some(_) => {}
-                None => {
+                Err(_) => {
                     line.push_str(if first { "" } else { "," });
                     line.push_str("\"metadata\":");
                     line.push_str(&json_str(m));

@@ -120,9 +120,9 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
     let (files, plan_units) = plan(p)?;
     let total: u64 = units[range.clone()].iter().map(|u| u.bytes).sum();
     ctx.bar.set_length(total);
-    let sink = TableSink::start(ctx.out, p.shard_bytes, range.clone());
+    let sink = TableSink::start(ctx.out, p.shard_bytes);
     let mut records_in = 0u64;
-    let mut emit = |unit: usize, parsed: Parsed, count_bytes: bool| -> Result<(), String> {
+    let mut emit = |parsed: Parsed, count_bytes: bool| -> Result<(), String> {
         if count_bytes {
             ctx.bar.inc(parsed.bytes);
         }
@@ -132,7 +132,7 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
         records_in += parsed.rejects.len() as u64;
         sink.rejects(parsed.rejects)?;
         if let Some(d) = parsed.docs {
-            sink.rows(unit, d)?;
+            sink.rows(d)?;
         }
         Ok(())
     };
@@ -154,7 +154,7 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
                 .collect();
             for (i, r) in (u..end).zip(results) {
                 for parsed in r? {
-                    emit(i, parsed, false)?;
+                    emit(parsed, false)?;
                 }
                 ctx.bar.inc(units[i].bytes);
                 ctx.log.line(format!("read {}", units[i].label));
@@ -164,7 +164,7 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
             let (fi, group) = plan_units[u];
             let file = &files[fi];
             let by_chunk = !is_compressed(file) && group.is_none();
-            read_unit(ctx, p, file, group, &mut |parsed| emit(u, parsed, by_chunk))?;
+            read_unit(ctx, p, file, group, &mut |parsed| emit(parsed, by_chunk))?;
             if !by_chunk {
                 ctx.bar.inc(units[u].bytes);
             }

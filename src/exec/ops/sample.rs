@@ -55,11 +55,10 @@ pub(super) fn run(ctx: &Ctx, p: &SampleParams, range: Range<usize>) -> Result<Ou
         range.clone().collect()
     };
     ctx.bar.set_length(files.iter().map(|i| a.manifest.files[*i].rows).sum());
-    let sink = TableSink::start(ctx.out, 256 << 20, range.clone());
+    let sink = TableSink::start(ctx.out, 256 << 20);
     let mut taken = 0u64;
     let mut rows_in = 0u64;
     'files: for fi in files {
-        let unit = if p.n.is_some() { 0 } else { fi };
         let mut file_row = 0usize;
         for batch in parquet_batches(&paths[fi])? {
             if ctx.cancel.load(Ordering::Relaxed) {
@@ -74,7 +73,7 @@ pub(super) fn run(ctx: &Ctx, p: &SampleParams, range: Range<usize>) -> Result<Ou
                 let left = (n - taken) as usize;
                 let b = batch.slice(0, left.min(batch.num_rows()));
                 taken += b.num_rows() as u64;
-                sink.rows(unit, b)?;
+                sink.rows(b)?;
                 if taken >= n {
                     break 'files;
                 }
@@ -92,7 +91,7 @@ pub(super) fn run(ctx: &Ctx, p: &SampleParams, range: Range<usize>) -> Result<Ou
                     .collect();
                 let b = filter_record_batch(&batch, &mask).map_err(|e| e.to_string())?;
                 taken += b.num_rows() as u64;
-                sink.rows(unit, b)?;
+                sink.rows(b)?;
             }
         }
     }

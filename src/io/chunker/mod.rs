@@ -4,6 +4,9 @@
 //! One splitter per record shape: lines (JSONL, text per line), blank-line
 //! blocks, a JSON array or stream of values, or the whole file.
 
+mod json;
+
+use json::JsonScan;
 use std::io::{ErrorKind, Read};
 
 /// One record inside a chunk.
@@ -17,6 +20,9 @@ pub struct Rec {
     pub line: u64,
     /// Byte offset of the record's first byte in the decompressed stream.
     pub offset: u64,
+    /// For JSON values: the 0-based index of the value in the file (ids of
+    /// array elements, which may share a line); 0 for other shapes.
+    pub ordinal: u64,
 }
 
 /// Whole records, ready to parse.
@@ -78,20 +84,6 @@ pub struct Chunker<R: Read> {
     /// An oversize JSON value being skipped (its start and kept prefix).
     skip: Option<Broken>,
     done: bool,
-}
-
-#[derive(Debug, Default, Clone)]
-struct JsonScan {
-    started: bool,
-    array: bool,
-    closed: bool,
-    depth: u32,
-    in_str: bool,
-    esc: bool,
-    elem_start: Option<usize>,
-    pos: usize,
-    /// Completed elements not yet emitted: (start, end).
-    done: Vec<(usize, usize)>,
 }
 
 impl<R: Read> Chunker<R> {
@@ -180,19 +172,23 @@ impl<R: Read> Chunker<R> {
     /// Splits at a line (or blank-line) boundary at or after `target` bytes.
     fn next_lines(&mut self) -> Chunk {
         let mut chunk = Chunk::default();
+        // Bytes already searched for a boundary, so a long record costs one
+        // scan in total rather than one per fill.
+        let mut searched: usize = 0;
         let cut = loop {
             self.fill(self.target);
             if self.eof {
                 break self.buf.len();
             }
             let boundary = if self.shape == Shape::Blocks {
-                last_blank_line_end(&self.buf)
+                last_blank_line_end(&self.buf, searched.saturating_sub(1))
             } else {
-                memchr::memrchr(b'\n', &self.buf).map(|i| i + 1)
+                memchr::memrchr(b'\n', &self.buf[searched..]).map(|i| searched + i + 1)
             };
             if let Some(b) = boundary {
                 break b;
             }
+            searched = self.buf.len();
             // No boundary yet: one record is longer than the buffer.
             if self.buf.len() > self.max_record {
                 chunk.broken.push(self.skip_oversize());
@@ -225,6 +221,7 @@ impl<R: Read> Chunker<R> {
                     end: content_end,
                     line,
                     offset,
+                    ordinal: 0,
                 }),
                 Shape::Blocks if blank => {
                     if let Some((s, l, o)) = block_start.take() {
@@ -237,6 +234,7 @@ impl<R: Read> Chunker<R> {
                                 end: e,
                                 line: l,
                                 offset: o,
+                                ordinal: 0,
                             });
                         }
                     }
@@ -264,6 +262,7 @@ impl<R: Read> Chunker<R> {
                     end: e,
                     line: l,
                     offset: o,
+                    ordinal: 0,
                 });
             }
         }
@@ -341,6 +340,7 @@ impl<R: Read> Chunker<R> {
                 end: data.len(),
                 line: 1,
                 offset: 0,
+                ordinal: 0,
             });
         }
         self.offset = data.len() as u64;
@@ -368,236 +368,16 @@ impl<R: Read> Chunker<R> {
             raw,
         }
     }
-
-    /// JSON array elements (or concatenated values), cut between elements.
-    fn next_json(&mut self) -> Chunk {
-        let mut chunk = Chunk::default();
-        if self.skip.is_some() {
-            self.skip_json_value(&mut chunk);
-        }
-        // Start of a value that outgrew `max_record`: the chunk ends before it.
-        let mut oversize = None;
-        loop {
-            let want = self.buf.len() + self.target;
-            self.fill(want);
-            self.scan_json();
-            let done_bytes = self.json.done.last().map_or(0, |d| d.1);
-            if done_bytes >= self.target || self.eof {
-                break;
-            }
-            let pending = self.json.elem_start.map_or(0, |s| self.buf.len() - s);
-            if pending > self.max_record {
-                oversize = self.json.elem_start;
-                break;
-            }
-        }
-        if self.eof {
-            if let Some(s) = self.json.elem_start.take() {
-                let raw = self.buf[s..].to_vec();
-                if !raw.iter().all(|b| b.is_ascii_whitespace()) {
-                    chunk.broken.push(Broken {
-                        line: self.line,
-                        offset: self.offset + s as u64,
-                        reason: "JSON ends in the middle of a value".into(),
-                        raw,
-                    });
-                }
-            } else if self.json.array && !self.json.closed && self.error.is_none() && self.json.started {
-                chunk.broken.push(Broken {
-                    line: self.line,
-                    offset: self.offset + self.buf.len() as u64,
-                    reason: "JSON array is not closed with `]`".into(),
-                    raw: Vec::new(),
-                });
-            }
-        }
-        let cut = match oversize {
-            Some(s) => s,
-            None if self.eof => self.buf.len(),
-            None => self.json.done.last().map_or(0, |d| d.1),
-        };
-        let (mut line, mut offset, mut last) = (self.line, self.offset, 0usize);
-        for &(s, e) in &self.json.done {
-            line += memchr::memchr_iter(b'\n', &self.buf[last..s]).count() as u64;
-            offset += (s - last) as u64;
-            if e - s > self.max_record {
-                chunk.broken.push(self.too_big(line, offset, &self.buf[s..e]));
-            } else {
-                chunk.recs.push(Rec {
-                    start: s,
-                    end: e,
-                    line,
-                    offset,
-                });
-            }
-            last = s;
-        }
-        line += memchr::memchr_iter(b'\n', &self.buf[last..cut]).count() as u64;
-        offset += (cut - last) as u64;
-        self.json.done.clear();
-        let data = self.take_prefix(cut);
-        chunk.bytes += data.len() as u64;
-        chunk.data = data;
-        self.json.pos -= cut.min(self.json.pos);
-        if let Some(s) = self.json.elem_start.as_mut() {
-            *s -= cut;
-        }
-        self.line = line;
-        self.offset = offset;
-        if oversize.is_some() {
-            // `buf` now starts with the oversize value: skip it on the next call.
-            self.skip = Some(Broken {
-                line,
-                offset,
-                reason: String::new(),
-                raw: self.buf[..KEEP_PREFIX.min(self.buf.len())].to_vec(),
-            });
-        }
-        chunk
-    }
-
-    /// Reads past the oversize value at the head of `buf` without buffering
-    /// it, reports it, and leaves `buf` at whatever follows it.
-    fn skip_json_value(&mut self, chunk: &mut Chunk) {
-        let Some(mut broken) = self.skip.take() else { return };
-        let mut skipped = 0u64;
-        loop {
-            self.scan_json();
-            if let Some(&(_, end)) = self.json.done.first() {
-                // The value ends at `end`; keep what the scan found after it.
-                self.json.done.remove(0);
-                self.line += memchr::memchr_iter(b'\n', &self.buf[..end]).count() as u64;
-                self.offset += end as u64;
-                skipped += end as u64;
-                self.buf.drain(..end);
-                self.json.pos -= end;
-                for d in &mut self.json.done {
-                    d.0 -= end;
-                    d.1 -= end;
-                }
-                if let Some(s) = self.json.elem_start.as_mut() {
-                    *s -= end;
-                }
-                break;
-            }
-            // Still inside the value: drop what was scanned.
-            self.line += memchr::memchr_iter(b'\n', &self.buf).count() as u64;
-            self.offset += self.buf.len() as u64;
-            skipped += self.buf.len() as u64;
-            self.buf.clear();
-            self.json.pos = 0;
-            if self.eof {
-                self.json.elem_start = None;
-                break;
-            }
-            self.json.elem_start = Some(0);
-            self.fill(1 << 20);
-        }
-        broken.reason = format!(
-            "JSON value of {skipped} bytes exceeds max_record_bytes ({}); first {} bytes kept",
-            self.max_record,
-            broken.raw.len()
-        );
-        chunk.bytes += skipped;
-        chunk.broken.push(broken);
-    }
-
-    fn scan_json(&mut self) {
-        let j = &mut self.json;
-        let buf = &self.buf;
-        while j.pos < buf.len() {
-            let b = buf[j.pos];
-            if j.in_str {
-                if j.esc {
-                    j.esc = false;
-                } else if b == b'\\' {
-                    j.esc = true;
-                } else if b == b'"' {
-                    j.in_str = false;
-                    if j.depth == 0
-                        && let Some(s) = j.elem_start.take()
-                    {
-                        j.done.push((s, j.pos + 1));
-                    }
-                }
-                j.pos += 1;
-                continue;
-            }
-            if !j.started {
-                if !b.is_ascii_whitespace() {
-                    j.started = true;
-                    if b == b'[' {
-                        j.array = true;
-                        j.pos += 1;
-                        continue;
-                    }
-                } else {
-                    j.pos += 1;
-                    continue;
-                }
-            }
-            match b {
-                b'{' | b'[' => {
-                    if j.depth == 0 && j.elem_start.is_none() {
-                        j.elem_start = Some(j.pos);
-                    }
-                    j.depth += 1;
-                }
-                b'}' | b']' if j.depth > 0 => {
-                    j.depth -= 1;
-                    if j.depth == 0
-                        && let Some(s) = j.elem_start.take()
-                    {
-                        j.done.push((s, j.pos + 1));
-                    }
-                }
-                b']' if j.array && j.depth == 0 => {
-                    if let Some(s) = j.elem_start.take() {
-                        j.done.push((s, trim_end(buf, s, j.pos)));
-                    }
-                    j.closed = true;
-                }
-                b',' if j.depth == 0 => {
-                    if let Some(s) = j.elem_start.take() {
-                        j.done.push((s, trim_end(buf, s, j.pos)));
-                    }
-                }
-                b'"' => {
-                    if j.depth == 0 && j.elem_start.is_none() {
-                        j.elem_start = Some(j.pos);
-                    }
-                    j.in_str = true;
-                }
-                c if c.is_ascii_whitespace() => {
-                    if j.depth == 0
-                        && !j.array
-                        && let Some(s) = j.elem_start.take()
-                    {
-                        j.done.push((s, j.pos));
-                    }
-                }
-                _ => {
-                    if j.depth == 0 && j.elem_start.is_none() {
-                        j.elem_start = Some(j.pos);
-                    }
-                }
-            }
-            j.pos += 1;
-        }
-    }
 }
 
-fn trim_end(buf: &[u8], s: usize, mut e: usize) -> usize {
-    while e > s && buf[e - 1].is_ascii_whitespace() {
-        e -= 1;
-    }
-    e
-}
-
-/// The end of the last blank line in `buf` (a boundary between blocks).
-fn last_blank_line_end(buf: &[u8]) -> Option<usize> {
+/// The end of the last blank line in `buf` (a boundary between blocks),
+/// looking only at newlines at or after `from`.
+fn last_blank_line_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut end = buf.len();
     while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
+        if nl < from {
+            break;
+        }
         let start = memchr::memrchr(b'\n', &buf[..nl]).map_or(0, |i| i + 1);
         if buf[start..nl].iter().all(|b| b.is_ascii_whitespace()) && start > 0 {
             return Some(nl + 1);

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Builds a JSONL benchmark input of about SIZE_MB from ../shared/data/text.
+
+Documents are real text: C4 documents, Wikipedia articles, and paragraphs of
+the Gutenberg books and US speeches; they repeat (with new ids) until the
+file reaches the size asked for. Usage: make_jsonl.py DATA_DIR OUT SIZE_MB
+"""
+import json
+import pathlib
+import sys
+
+data, out, size_mb = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
+docs = []
+for line in (data / "text/c4-demo/c4_demo.jsonl").read_text().splitlines():
+    docs.append(("c4", json.loads(line)["text"]))
+for line in (data / "text/wiki-demo/wiki_demo.txt").read_text().splitlines():
+    if line.strip():
+        docs.append(("wiki", line))
+for sub in ["nltk-gutenberg", "nltk-inaugural", "nltk-state_union"]:
+    for f in sorted((data / "text" / sub).glob("*.txt")):
+        text = f.read_bytes().decode("utf-8", errors="replace")
+        for para in text.split("\n\n"):
+            if len(para.strip()) > 40:
+                docs.append((sub, para.strip()))
+target = size_mb << 20
+written, i = 0, 0
+with out.open("w") as fh:
+    while written < target:
+        source, text = docs[i % len(docs)]
+        line = json.dumps({"id": f"doc-{i}", "text": text, "source": source, "copy": i // len(docs)}, ensure_ascii=False) + "\n"
+        fh.write(line)
+        written += len(line.encode())
+        i += 1
+print(f"{out}: {written / 2**20:.1f} MiB, {i} documents")

@@ -314,3 +314,72 @@ fn a_plain_run_finishes_a_partly_sharded_node() {
     // 65 addresses; a few hold Latin-1 bytes and are rejected, not lost.
     assert_eq!(m["rows"].as_u64().unwrap() + m["rejected_rows"].as_u64().unwrap(), 65);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
+    let d = tempfile::tempdir().unwrap();
+    write_docs(&d.path().join("a.jsonl"), 120_000, 40);
+    write_docs(&d.path().join("b.jsonl"), 10, 2);
+    let yaml = DAG.replace("    path: a.jsonl\n", "    path: a.jsonl\n    batch_bytes: 262144\n");
+    let f = pipeline(d.path(), &yaml);
+    let f = f.to_str().unwrap();
+    let runs = d.path().join("runs");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", f, "--only", "a", "--quiet"])
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed().as_secs() < 20 && std::fs::read_dir(runs.join(".tmp")).map(|r| r.count() == 0).unwrap_or(true) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let code = out.status.code();
+    if code == Some(0) {
+        // The node finished before the signal landed: then it must be whole.
+        assert!(runs.join("a/manifest.json").exists());
+    } else {
+        assert_eq!(code, Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!runs.join("a").exists(), "an interrupted node left an artifact");
+        assert_eq!(
+            std::fs::read_dir(runs.join(".tmp")).map(|r| r.count()).unwrap_or(0),
+            0,
+            "scratch left behind"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
+    }
+    kiln_in(d.path(), &["run", f, "--quiet"]).ok();
+    assert_eq!(manifest(&runs, "a")["rows"], 120_000);
+}
+
+#[test]
+fn graph_prints_text_dot_and_mermaid() {
+    let d = tempfile::tempdir().unwrap();
+    write_docs(&d.path().join("a.jsonl"), 1, 1);
+    write_docs(&d.path().join("b.jsonl"), 1, 1);
+    let f = pipeline(d.path(), DAG);
+    let f = f.to_str().unwrap();
+    let text = kiln_in(d.path(), &["graph", f]);
+    text.ok();
+    assert!(text.stdout.contains("├─ a (read → documents)"), "{}", text.stdout);
+    assert!(text.stdout.contains("   └─ out (write → report)"), "{}", text.stdout);
+    let dot = kiln_in(d.path(), &["graph", f, "--format", "dot"]);
+    assert!(
+        dot.stdout.starts_with("digraph \"cache\"") && dot.stdout.contains("\"head\" -> \"out\" [label=\"input\"]"),
+        "{}",
+        dot.stdout
+    );
+    let mermaid = kiln_in(d.path(), &["graph", f, "--format", "mermaid"]);
+    assert!(
+        mermaid.stdout.starts_with("graph LR") && mermaid.stdout.contains("a -->|input| head"),
+        "{}",
+        mermaid.stdout
+    );
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 enum Msg {
-    Rows(RecordBatch),
+    Rows(RecordBatch, Option<Vec<[u8; 32]>>),
     Rejects(Vec<Reject>),
 }
 
@@ -72,8 +72,11 @@ impl TableSink {
             let mut res = SinkResult::default();
             for msg in rx {
                 match msg {
-                    Msg::Rows(batch) => {
-                        hash_rows(&batch, &mut res.rows_hash);
+                    Msg::Rows(batch, digests) => {
+                        match digests {
+                            Some(ds) => ds.iter().for_each(|d| res.rows_hash.push(d)),
+                            None => hash_rows(&batch, &mut res.rows_hash),
+                        }
                         res.rows += batch.num_rows() as u64;
                         data.write(&batch)?;
                     }
@@ -106,10 +109,15 @@ impl TableSink {
 
     /// Queues rows.
     pub fn rows(&self, batch: RecordBatch) -> Result<(), String> {
+        self.rows_hashed(batch, None)
+    }
+
+    /// Queues rows whose digests were computed already (`None`: hash here).
+    pub fn rows_hashed(&self, batch: RecordBatch, digests: Option<Vec<[u8; 32]>>) -> Result<(), String> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.send(Msg::Rows(batch))
+        self.send(Msg::Rows(batch, digests))
     }
 
     /// Queues rejected records.

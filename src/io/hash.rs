@@ -75,6 +75,14 @@ impl RowsHash {
 
 /// Hashes every row of `batch` into `h`.
 pub fn hash_rows(batch: &RecordBatch, h: &mut RowsHash) {
+    for d in row_digests(batch) {
+        h.push(&d);
+    }
+}
+
+/// The digest of each row of `batch` (column values, length-prefixed).
+pub fn row_digests(batch: &RecordBatch) -> Vec<[u8; 32]> {
+    let mut out = Vec::with_capacity(batch.num_rows());
     let opts = FormatOptions::default();
     let cols = batch.columns();
     let fmts: Vec<Option<ArrayFormatter>> = cols
@@ -109,8 +117,9 @@ pub fn hash_rows(batch: &RecordBatch, h: &mut RowsHash) {
             rh.update(&(bytes.len() as u64).to_le_bytes());
             rh.update(bytes);
         }
-        h.push(rh.finalize().as_bytes());
+        out.push(*rh.finalize().as_bytes());
     }
+    out
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub fn read_parquet(
             docs: None,
             rejects: vec![file_reject(file, &source, reason)],
             bytes: file.size,
+            row_digests: None,
         })
         .map_err(ReadError::Sink)
     };
@@ -182,5 +183,6 @@ fn map_batch(batch: &RecordBatch, c: &Columns, first_row: u64) -> Result<Parsed,
         docs: (docs.num_rows() > 0).then_some(docs),
         rejects,
         bytes: 0,
+        row_digests: None,
     })
 }

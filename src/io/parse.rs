@@ -49,6 +49,9 @@ pub struct Parsed {
     pub rejects: Vec<Reject>,
     /// Input bytes covered (progress).
     pub bytes: u64,
+    /// Per-row digests of `docs` for the content hash, computed here so
+    /// that hashing runs in the parallel parse, not on the writer thread.
+    pub row_digests: Option<Vec<[u8; 32]>>,
 }
 
 /// Where the chunk came from.
@@ -315,10 +318,13 @@ fn finish(b: DocBuilder, mut rejects: Vec<Reject>, chunk: &Chunk, origin: &Origi
             reason: br.reason.clone(),
         });
     }
+    let docs = (!b.is_empty()).then(|| b.finish());
+    let row_digests = docs.as_ref().map(super::hash::row_digests);
     Parsed {
-        docs: (!b.is_empty()).then(|| b.finish()),
+        docs,
         rejects,
         bytes: chunk.bytes,
+        row_digests,
     }
 }
 

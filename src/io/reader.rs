@@ -75,6 +75,7 @@ pub fn read_file(
                 docs: None,
                 rejects: vec![file_reject(file, &source, reason)],
                 bytes: file.size,
+                row_digests: None,
             };
             return sink(parsed).map_err(ReadError::Sink);
         }

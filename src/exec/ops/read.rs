@@ -106,6 +106,7 @@ fn read_unit(
             docs: None,
             rejects: vec![file_reject(file, &src, "unknown format".into())],
             bytes: file.size,
+            row_digests: None,
         })?);
     };
     let cfg = config(p, format);
@@ -132,7 +133,7 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
         records_in += parsed.rejects.len() as u64;
         sink.rejects(parsed.rejects)?;
         if let Some(d) = parsed.docs {
-            sink.rows(d)?;
+            sink.rows_hashed(d, parsed.row_digests)?;
         }
         Ok(())
     };

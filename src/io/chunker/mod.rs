@@ -107,11 +107,12 @@ impl<R: Read> Chunker<R> {
 
     /// Reads until `buf` holds `want` bytes or the stream ends.
     fn fill(&mut self, want: usize) {
-        let mut tmp = vec![0u8; 1 << 20];
         while !self.eof && self.buf.len() < want {
-            match self.reader.read(&mut tmp) {
+            // Straight into the buffer's spare capacity: no bounce copy.
+            let need = (want - self.buf.len()).max(64 << 10) as u64;
+            match (&mut self.reader).take(need).read_to_end(&mut self.buf) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.eof = true;

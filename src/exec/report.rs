@@ -28,7 +28,7 @@ impl Reporter {
     pub fn bar(&self, node: &str, unit: &str) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(0));
         let template = if unit == "bytes" {
-            "{prefix:>14} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}"
+            "{prefix:>14} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg} eta {eta}"
         } else {
             "{prefix:>14} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}"
         };

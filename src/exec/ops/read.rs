@@ -131,6 +131,7 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
             records_in += d.num_rows() as u64;
         }
         records_in += parsed.rejects.len() as u64;
+        ctx.bar.set_message(format!("{records_in} records"));
         sink.rejects(parsed.rejects)?;
         if let Some(d) = parsed.docs {
             sink.rows_hashed(d, parsed.row_digests)?;

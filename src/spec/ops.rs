@@ -129,13 +129,15 @@ pub struct ReadParams {
     #[serde(default = "default_text_field")]
     pub text_field: String,
     /// Field holding a document id (string or number); records without it
-    /// get `<file>:<line>` (`<file>:<row>` for Parquet), stable across runs.
+    /// get `<file>:<line>` (`<file>#<index>` for JSON arrays, `<file>:<row>`
+    /// for Parquet), stable across runs.
     #[serde(default = "default_id_field")]
     pub id_field: String,
     /// Field holding the URL, when the records have one.
     #[serde(default = "default_url_field")]
     pub url_field: String,
-    /// Value of the `source` column; by default the file's path relative to `path`.
+    /// Value of the `source` column; by default the record's own string
+    /// `source` field, else the file's path relative to `path`.
     #[serde(default)]
     pub source: Option<String>,
     /// How `text` files are split into documents.

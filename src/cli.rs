@@ -183,8 +183,9 @@ fn shorten(b: &arrow::record_batch::RecordBatch) -> arrow::record_batch::RecordB
     arrow::record_batch::RecordBatch::try_new(b.schema(), cols).unwrap_or_else(|_| b.clone())
 }
 
-/// An artifact directory or a single Parquet file.
-pub fn inspect(path: &Path, rows: usize) -> Result<String, String> {
+/// An artifact directory or a single Parquet file; `json` prints the whole
+/// manifest.
+pub fn inspect(path: &Path, rows: usize, json: bool) -> Result<String, String> {
     if path.is_file() {
         let n = parquet_rows(path)?;
         let mut out = format!("{}: {n} rows\n", path.display());
@@ -197,6 +198,9 @@ pub fn inspect(path: &Path, rows: usize) -> Result<String, String> {
             path.display()
         )
     })?;
+    if json {
+        return std::fs::read_to_string(path.join("manifest.json")).map_err(|e| e.to_string());
+    }
     let m = &a.manifest;
     let mut out = String::new();
     out.push_str(&format!("artifact   {}\n", path.display()));

@@ -106,6 +106,9 @@ enum Cmd {
         /// How many rows to show.
         #[arg(long, default_value_t = 5)]
         rows: usize,
+        /// Print the whole manifest.json instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the YAML reference (every op, every field).
     Reference,
@@ -152,7 +155,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
             print!("{}", cli::status_table(&p));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Inspect { path, rows } => match cli::inspect(&path, rows) {
+        Cmd::Inspect { path, rows, json } => match cli::inspect(&path, rows, json) {
             Ok(s) => {
                 print!("{s}");
                 Ok(ExitCode::SUCCESS)

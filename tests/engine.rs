@@ -383,3 +383,30 @@ fn graph_prints_text_dot_and_mermaid() {
         mermaid.stdout
     );
 }
+
+#[test]
+fn exports_round_trip_through_jsonl_gz_zst_and_parquet() {
+    let d = tempfile::tempdir().unwrap();
+    write_docs(&d.path().join("a.jsonl"), 500, 8);
+    let exts = ["jsonl.gz", "jsonl.zst", "parquet", "jsonl"];
+    let mut export = String::from("name: ex\nworkdir: runs\nnodes:\n  a:\n    op: read\n    path: a.jsonl\n");
+    let mut reread = String::from("name: re\nworkdir: runs\nnodes:\n");
+    for (i, ext) in exts.iter().enumerate() {
+        export.push_str(&format!("  w{i}:\n    op: write\n    input: a\n    path: out/a.{ext}\n"));
+        reread.push_str(&format!("  r{i}:\n    op: read\n    path: out/a.{ext}\n"));
+    }
+    let f = pipeline(d.path(), &export);
+    kiln_in(d.path(), &["run", f.to_str().unwrap(), "--quiet"]).ok();
+    let f = pipeline(d.path(), &reread);
+    kiln_in(d.path(), &["run", f.to_str().unwrap(), "--quiet"]).ok();
+    let runs = d.path().join("runs");
+    let want = manifest(&runs, "a")["content_hash"].clone();
+    for (i, ext) in exts.iter().enumerate() {
+        assert_eq!(manifest(&runs, &format!("r{i}"))["content_hash"], want, "{ext}");
+    }
+    assert_eq!(std::fs::read(d.path().join("out/a.jsonl.gz")).unwrap()[..2], [0x1f, 0x8b]);
+    assert_eq!(
+        std::fs::read(d.path().join("out/a.jsonl.zst")).unwrap()[..4],
+        [0x28, 0xb5, 0x2f, 0xfd]
+    );
+}

@@ -69,24 +69,19 @@ pub fn manifest(workdir: &Path, node: &str) -> serde_json::Value {
 
 /// All rows of an artifact as JSON lines (via the write path's encoder).
 pub fn rows(workdir: &Path, node: &str) -> Vec<String> {
-    let m = manifest(workdir, node);
-    let mut out = Vec::new();
-    for f in m["files"].as_array().unwrap() {
-        let path = workdir.join(node).join(f["name"].as_str().unwrap());
-        for b in kiln::io::table::parquet_batches(&path).unwrap() {
-            let mut buf = Vec::new();
-            kiln::io::table::write_jsonl(&b.unwrap(), &mut buf).unwrap();
-            out.extend(String::from_utf8(buf).unwrap().lines().map(str::to_string));
-        }
-    }
-    out
+    table_lines(workdir, node, "files")
 }
 
 /// Rejected rows of an artifact as JSON lines.
 pub fn rejected(workdir: &Path, node: &str) -> Vec<String> {
+    table_lines(workdir, node, "rejected_files")
+}
+
+/// The rows of the files the manifest lists under `key`, as JSON lines.
+fn table_lines(workdir: &Path, node: &str, key: &str) -> Vec<String> {
     let m = manifest(workdir, node);
     let mut out = Vec::new();
-    for f in m["rejected_files"].as_array().unwrap() {
+    for f in m[key].as_array().unwrap() {
         let path = workdir.join(node).join(f["name"].as_str().unwrap());
         for b in kiln::io::table::parquet_batches(&path).unwrap() {
             let mut buf = Vec::new();

@@ -82,12 +82,12 @@ fn export(ctx: &Ctx, p: &WriteParams, paths: Vec<std::path::PathBuf>, tmp: &Path
             let lower = p.path.to_ascii_lowercase();
             let sync = file.try_clone().map_err(|e| e.to_string())?;
             let buf = BufWriter::with_capacity(1 << 20, file);
-            let mut out: Box<dyn Write> = if lower.ends_with(".gz") {
-                Box::new(flate2::write::GzEncoder::new(buf, flate2::Compression::default()))
+            let mut out = if lower.ends_with(".gz") {
+                Compressed::Gz(flate2::write::GzEncoder::new(buf, flate2::Compression::default()))
             } else if lower.ends_with(".zst") {
-                Box::new(zstd::stream::write::Encoder::new(buf, 3).map_err(|e| e.to_string())?.auto_finish())
+                Compressed::Zstd(zstd::stream::write::Encoder::new(buf, 3).map_err(|e| e.to_string())?)
             } else {
-                Box::new(buf)
+                Compressed::Plain(buf)
             };
             for path in &paths {
                 for b in parquet_batches(path)? {
@@ -100,10 +100,46 @@ fn export(ctx: &Ctx, p: &WriteParams, paths: Vec<std::path::PathBuf>, tmp: &Path
                     ctx.bar.inc(b.num_rows() as u64);
                 }
             }
-            out.flush().map_err(|e| format!("cannot write {}: {e}", p.path))?;
-            drop(out);
+            out.finish().map_err(|e| format!("cannot write {}: {e}", p.path))?;
             sync.sync_all().map_err(|e| e.to_string())?;
         }
     }
     Ok(rows)
+}
+
+/// The export stream; finishing it writes the compressed trailer, with any
+/// error reported rather than lost in a drop.
+enum Compressed {
+    Plain(BufWriter<std::fs::File>),
+    Gz(flate2::write::GzEncoder<BufWriter<std::fs::File>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<std::fs::File>>),
+}
+
+impl Compressed {
+    fn finish(self) -> std::io::Result<()> {
+        let mut inner = match self {
+            Compressed::Plain(w) => w,
+            Compressed::Gz(w) => w.finish()?,
+            Compressed::Zstd(w) => w.finish()?,
+        };
+        inner.flush()
+    }
+}
+
+impl Write for Compressed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Compressed::Plain(w) => w.write(buf),
+            Compressed::Gz(w) => w.write(buf),
+            Compressed::Zstd(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Compressed::Plain(w) => w.flush(),
+            Compressed::Gz(w) => w.flush(),
+            Compressed::Zstd(w) => w.flush(),
+        }
+    }
 }

@@ -137,7 +137,14 @@ fn show_rows(paths: &[std::path::PathBuf], rows: usize) -> Result<String, String
         if left == 0 {
             break;
         }
-        for b in parquet_batches(path)? {
+        // Packed artifacts are Arrow IPC files; every other table is Parquet.
+        let file: Box<dyn Iterator<Item = Result<arrow::record_batch::RecordBatch, String>>> =
+            if path.extension().is_some_and(|e| e == "arrow") {
+                Box::new(kiln::pack::rows::read_file(path)?)
+            } else {
+                Box::new(parquet_batches(path)?)
+            };
+        for b in file {
             let b = b?;
             let take = left.min(b.num_rows());
             batches.push(shorten(&b.slice(0, take)));
@@ -155,32 +162,75 @@ fn show_rows(paths: &[std::path::PathBuf], rows: usize) -> Result<String, String
         .map_err(|e| e.to_string())
 }
 
-/// Long strings cut to 60 characters so a table fits a terminal.
+/// `s` on one line, cut to `n` characters.
+fn cut(s: &str, n: usize) -> String {
+    let v = s.replace('\n', "⏎");
+    match v.char_indices().nth(n) {
+        Some((at, _)) => format!("{}…", &v[..at]),
+        None => v,
+    }
+}
+
+/// Long strings cut to 60 characters so a table fits a terminal; lists and
+/// structs (chat messages, token ids) shown as short text: a conversation
+/// as `(n) role: start of content | role: …`.
 fn shorten(b: &arrow::record_batch::RecordBatch) -> arrow::record_batch::RecordBatch {
     use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let mut fields = Vec::new();
     let cols: Vec<ArrayRef> = b
-        .columns()
+        .schema()
+        .fields()
         .iter()
-        .map(|c| match c.data_type() {
-            arrow::datatypes::DataType::Utf8 => {
+        .zip(b.columns())
+        .map(|(f, c)| match c.data_type() {
+            DataType::Utf8 => {
                 let s = c.as_string::<i32>();
-                let short: StringArray = (0..s.len())
+                let short: StringArray = (0..s.len()).map(|i| s.is_valid(i).then(|| cut(s.value(i), 60))).collect();
+                fields.push(f.as_ref().clone());
+                std::sync::Arc::new(short) as ArrayRef
+            }
+            DataType::List(item) if matches!(item.data_type(), DataType::Struct(fs) if fs.len() == 2) => {
+                let l = c.as_list::<i32>();
+                let short: StringArray = (0..l.len())
                     .map(|i| {
-                        s.is_valid(i).then(|| {
-                            let v = s.value(i).replace('\n', "⏎");
-                            match v.char_indices().nth(60) {
-                                Some((at, _)) => format!("{}…", &v[..at]),
-                                None => v,
-                            }
+                        l.is_valid(i).then(|| {
+                            let m = l.value(i);
+                            let m = m.as_struct();
+                            let (role, content) = (m.column(0), m.column(1));
+                            let text = |a: &ArrayRef, j: usize| match a.data_type() {
+                                DataType::Utf8 => a.as_string::<i32>().value(j).to_string(),
+                                _ => String::new(),
+                            };
+                            let turns: Vec<String> = (0..m.len())
+                                .map(|j| format!("{}: {}", text(role, j), cut(&text(content, j), 24)))
+                                .collect();
+                            cut(&format!("({}) {}", m.len(), turns.join(" | ")), 80)
                         })
                     })
                     .collect();
+                fields.push(Field::new(f.name(), DataType::Utf8, true));
                 std::sync::Arc::new(short) as ArrayRef
             }
-            _ => c.clone(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) | DataType::Struct(_) => {
+                let fmt = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).ok();
+                let short: StringArray = (0..c.len())
+                    .map(|i| {
+                        c.is_valid(i)
+                            .then(|| fmt.as_ref().map(|f| cut(&f.value(i).to_string(), 60)).unwrap_or_default())
+                    })
+                    .collect();
+                fields.push(Field::new(f.name(), DataType::Utf8, true));
+                std::sync::Arc::new(short) as ArrayRef
+            }
+            _ => {
+                fields.push(f.as_ref().clone());
+                c.clone()
+            }
         })
         .collect();
-    arrow::record_batch::RecordBatch::try_new(b.schema(), cols).unwrap_or_else(|_| b.clone())
+    arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols).unwrap_or_else(|_| b.clone())
 }
 
 /// An artifact directory or a single Parquet file; `json` prints the whole

@@ -6,4 +6,6 @@
 
 pub mod exec;
 pub mod io;
+pub mod pack;
 pub mod spec;
+pub mod tokenize;

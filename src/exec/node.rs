@@ -138,7 +138,10 @@ fn manifest(pl: &Planned, node: &NodeSpec, out: Output, secs: f64) -> Manifest {
         None => out.schema_hint,
     };
     let bytes = t.files.iter().chain(&t.rejected_files).map(|f| f.bytes).sum();
-    let content_hash = (node.kind != crate::spec::Kind::Report).then(|| t.rows_hash.hex());
+    let content_hash = match out.content_hash {
+        Some(h) => Some(h),
+        None => (node.kind != crate::spec::Kind::Report).then(|| t.rows_hash.hex()),
+    };
     Manifest {
         format_version: FORMAT_VERSION,
         kind: node.kind,

@@ -196,3 +196,16 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// The manifest's description of an Arrow schema.
+pub fn columns_of(schema: &arrow::datatypes::Schema) -> Vec<Column> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| Column {
+            name: f.name().clone(),
+            r#type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect()
+}

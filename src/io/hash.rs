@@ -89,6 +89,7 @@ pub fn row_digests(batch: &RecordBatch) -> Vec<[u8; 32]> {
         .iter()
         .map(|c| match c.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => None,
+            t if structural(t) => None,
             _ => ArrayFormatter::try_new(c.as_ref(), &opts).ok(),
         })
         .collect();
@@ -104,6 +105,11 @@ pub fn row_digests(batch: &RecordBatch) -> Vec<[u8; 32]> {
                 DataType::Utf8 => c.as_string::<i32>().value(row).as_bytes(),
                 DataType::LargeUtf8 => c.as_string::<i64>().value(row).as_bytes(),
                 DataType::Utf8View => c.as_string_view().value(row).as_bytes(),
+                t if structural(t) => {
+                    rh.update(&[2]);
+                    hash_string_list(c.as_ref(), row, &mut rh);
+                    continue;
+                }
                 _ => {
                     s.clear();
                     if let Some(f) = f {
@@ -120,6 +126,46 @@ pub fn row_digests(batch: &RecordBatch) -> Vec<[u8; 32]> {
         out.push(*rh.finalize().as_bytes());
     }
     out
+}
+
+/// Lists of strings, or of structs of strings (chat messages), are hashed
+/// by structure: their display form is ambiguous (a message whose content
+/// holds `}, {role: user, content: ` would read as two messages).
+fn structural(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) => match f.data_type() {
+            DataType::Utf8 => true,
+            DataType::Struct(fs) => fs.iter().all(|f| f.data_type() == &DataType::Utf8),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Hashes row `row` of a [`structural`] list column: the item count, then
+/// each string length-prefixed (0 for a null), item by item.
+fn hash_string_list(c: &dyn Array, row: usize, rh: &mut blake3::Hasher) {
+    let list = c.as_list::<i32>();
+    let offsets = list.value_offsets();
+    let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+    rh.update(&((end - start) as u64).to_le_bytes());
+    let values = list.values();
+    let strings: Vec<&arrow::array::StringArray> = match values.data_type() {
+        DataType::Struct(_) => values.as_struct().columns().iter().map(|a| a.as_string::<i32>()).collect(),
+        _ => vec![values.as_string::<i32>()],
+    };
+    for i in start..end {
+        for s in &strings {
+            if s.is_null(i) {
+                rh.update(&[0]);
+            } else {
+                let v = s.value(i).as_bytes();
+                rh.update(&[1]);
+                rh.update(&(v.len() as u64).to_le_bytes());
+                rh.update(v);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -151,5 +197,20 @@ mod tests {
         let mut other = RowsHash::default();
         hash_rows(&batch(&["a", "bb", "", "ccc", "e"]), &mut other);
         assert_ne!(other, whole);
+    }
+
+    #[test]
+    fn messages_hash_by_structure_not_by_display() {
+        use crate::io::chat::{ChatBuilder, Message, Role};
+        let chat = |msgs: &[Message]| {
+            let mut b = ChatBuilder::with_capacity(1, 64);
+            b.push("id", msgs, "s", None, None);
+            row_digests(&b.finish())[0]
+        };
+        let one = chat(&[Message::new(Role::User, "a}, {role: user, content: b")]);
+        let two = chat(&[Message::new(Role::User, "a"), Message::new(Role::User, "b")]);
+        assert_ne!(one, two);
+        assert_eq!(one, chat(&[Message::new(Role::User, "a}, {role: user, content: b")]));
+        assert_ne!(chat(&[Message::new(Role::User, "x")]), chat(&[Message::new(Role::Assistant, "x")]));
     }
 }

@@ -1,8 +1,11 @@
 //! Arrow readers and writers: JSONL (plain, .gz, .zst), JSON arrays,
-//! Parquet and plain text in; Parquet out. Bad records become rejects with
-//! their location; nothing is dropped silently.
+//! Parquet and plain text in (as documents, or through a converter as chat
+//! or preferences); Parquet out. Bad records become rejects with their
+//! location; nothing is dropped silently.
 
+pub mod chat;
 pub mod chunker;
+pub mod convert;
 pub mod decompress;
 pub mod docs;
 pub mod files;

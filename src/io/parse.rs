@@ -94,7 +94,7 @@ impl<'de> serde::Deserialize<'de> for Str<'de> {
 }
 
 /// A JSON object's entries, values left unparsed.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(crate) struct Entries<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -117,7 +117,7 @@ impl<'de> serde::Deserialize<'de> for Entries<'de> {
 }
 
 /// A JSON array's items, left unparsed.
-struct Items<'a>(Vec<&'a RawValue>);
+pub(crate) struct Items<'a>(pub(crate) Vec<&'a RawValue>);
 
 impl<'de> serde::Deserialize<'de> for Items<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -139,7 +139,8 @@ impl<'de> serde::Deserialize<'de> for Items<'de> {
     }
 }
 
-fn json_type(raw: &RawValue) -> &'static str {
+/// The JSON type of a value, as an error message names it (`a string`).
+pub(crate) fn json_type(raw: &RawValue) -> &'static str {
     match raw.get().as_bytes().first() {
         Some(b'"') => "a string",
         Some(b'{') => "an object",
@@ -151,7 +152,7 @@ fn json_type(raw: &RawValue) -> &'static str {
 }
 
 /// Follows `path` from the top-level entries; `Ok(None)` when a key is absent.
-fn lookup<'a>(entries: &[(Cow<'a, str>, &'a RawValue)], path: &[String]) -> Result<Option<&'a RawValue>, String> {
+pub(crate) fn lookup<'a>(entries: &[(Cow<'a, str>, &'a RawValue)], path: &[String]) -> Result<Option<&'a RawValue>, String> {
     let Some(first) = entries.iter().find(|(k, _)| k == &path[0]).map(|(_, v)| *v) else {
         return Ok(None);
     };
@@ -180,7 +181,8 @@ fn lookup<'a>(entries: &[(Cow<'a, str>, &'a RawValue)], path: &[String]) -> Resu
     Ok(Some(cur))
 }
 
-fn as_string<'a>(raw: &'a RawValue, what: &str) -> Result<Cow<'a, str>, String> {
+/// A JSON string's value; `what` names the field in the error.
+pub(crate) fn as_string<'a>(raw: &'a RawValue, what: &str) -> Result<Cow<'a, str>, String> {
     if raw.get().starts_with('"') {
         serde_json::from_str::<Str>(raw.get())
             .map(|s| s.0)
@@ -194,7 +196,8 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn reject(origin: &Origin, rec: &Rec, raw: &[u8], reason: String) -> Reject {
+/// A reject for record `rec` of a chunk: the raw record and where it was.
+pub(crate) fn reject(origin: &Origin, rec: &Rec, raw: &[u8], reason: String) -> Reject {
     Reject {
         id: format!("{}:{}", origin.rel, rec.line),
         text: lossy(raw),
@@ -208,6 +211,66 @@ fn reject(origin: &Origin, rec: &Rec, raw: &[u8], reason: String) -> Reject {
     }
 }
 
+/// A record's top-level entries; anything but a JSON object is an error.
+pub(crate) fn record_entries(raw: &[u8]) -> Result<Entries<'_>, String> {
+    match raw.first() {
+        Some(b'{') => serde_json::from_slice(raw).map_err(|e| format!("invalid JSON: {e}")),
+        _ => Err(match serde_json::from_slice::<&RawValue>(raw) {
+            Ok(v) => format!("record is {}, not a JSON object", json_type(v)),
+            Err(e) => format!("invalid JSON: {e}"),
+        }),
+    }
+}
+
+/// Writes the record's id into `out`: its `id` field when it is a string
+/// or a number, else `<file>:<line>` (`<file>#<index>` for JSON values).
+pub(crate) fn record_id(entries: &Entries, id: Option<&[String]>, origin: &Origin, rec: &Rec, out: &mut String) -> Result<(), String> {
+    out.clear();
+    match id.map(|p| lookup(&entries.0, p)).transpose()?.flatten() {
+        Some(v) if v.get().starts_with('"') => out.push_str(&as_string(v, "id")?),
+        Some(v) if json_type(v) == "a number" => out.push_str(v.get()),
+        // JSON values may share a line: number them instead.
+        _ if origin.json_values => {
+            out.push_str(origin.rel);
+            out.push('#');
+            out.push_str(&rec.ordinal.to_string());
+        }
+        _ => {
+            out.push_str(origin.rel);
+            out.push(':');
+            out.push_str(&rec.line.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The record's own string `source` field, unless the user fixed `source`.
+pub(crate) fn own_source<'a>(entries: &Entries<'a>, origin: &Origin) -> Result<Option<Cow<'a, str>>, String> {
+    match entries.0.iter().find(|(k, _)| k == "source") {
+        Some((_, v)) if !origin.source_fixed && v.get().starts_with('"') => Some(as_string(v, "source")).transpose(),
+        _ => Ok(None),
+    }
+}
+
+/// Appends the top-level entries that `skip` does not claim to `out` as one
+/// JSON object (nothing when there are none).
+pub(crate) fn metadata_json(entries: &Entries, skip: impl Fn(&str) -> bool, out: &mut String) {
+    let start = out.len();
+    for (k, v) in &entries.0 {
+        if skip(k) {
+            continue;
+        }
+        out.push(if out.len() == start { '{' } else { ',' });
+        // ok: serialising a str to a String cannot fail.
+        out.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+        out.push(':');
+        out.push_str(v.get());
+    }
+    if out.len() > start {
+        out.push('}');
+    }
+}
+
 /// Parses a chunk of JSON records.
 pub fn parse_json(chunk: &Chunk, origin: &Origin, map: &FieldMap) -> Parsed {
     let mut b = DocBuilder::with_capacity(chunk.recs.len(), chunk.data.len());
@@ -218,56 +281,18 @@ pub fn parse_json(chunk: &Chunk, origin: &Origin, map: &FieldMap) -> Parsed {
     for rec in &chunk.recs {
         let raw = &chunk.data[rec.start..rec.end];
         let result = (|| -> Result<(), String> {
-            let entries: Entries = match raw.first() {
-                Some(b'{') => serde_json::from_slice(raw).map_err(|e| format!("invalid JSON: {e}"))?,
-                _ => {
-                    return Err(match serde_json::from_slice::<&RawValue>(raw) {
-                        Ok(v) => format!("record is {}, not a JSON object", json_type(v)),
-                        Err(e) => format!("invalid JSON: {e}"),
-                    });
-                }
-            };
+            let entries = record_entries(raw)?;
             let text_raw = lookup(&entries.0, &map.text)?.ok_or_else(|| format!("missing text field `{text_name}`"))?;
             let text = as_string(text_raw, &text_name)?;
-            id_buf.clear();
-            match map.id.as_ref().map(|p| lookup(&entries.0, p)).transpose()?.flatten() {
-                Some(v) if v.get().starts_with('"') => id_buf.push_str(&as_string(v, "id")?),
-                Some(v) if json_type(v) == "a number" => id_buf.push_str(v.get()),
-                // JSON values may share a line: number them instead.
-                _ if origin.json_values => {
-                    id_buf.push_str(origin.rel);
-                    id_buf.push('#');
-                    id_buf.push_str(&rec.ordinal.to_string());
-                }
-                _ => {
-                    id_buf.push_str(origin.rel);
-                    id_buf.push(':');
-                    id_buf.push_str(&rec.line.to_string());
-                }
-            }
+            record_id(&entries, map.id.as_deref(), origin, rec, &mut id_buf)?;
             let url = match lookup(&entries.0, &map.url)? {
                 Some(v) if v.get().starts_with('"') => Some(as_string(v, "url")?),
                 _ => None,
             };
-            let own_source = match entries.0.iter().find(|(k, _)| k == "source") {
-                Some((_, v)) if !origin.source_fixed && v.get().starts_with('"') => Some(as_string(v, "source")?),
-                _ => None,
-            };
+            let own_source = own_source(&entries, origin)?;
             meta.clear();
             if map.keep_metadata {
-                for (k, v) in &entries.0 {
-                    if map.uses_top(k) || (k == "source" && own_source.is_some()) {
-                        continue;
-                    }
-                    meta.push(if meta.is_empty() { '{' } else { ',' });
-                    // ok: serialising a str to a String cannot fail.
-                    meta.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
-                    meta.push(':');
-                    meta.push_str(v.get());
-                }
-                if !meta.is_empty() {
-                    meta.push('}');
-                }
+                metadata_json(&entries, |k| map.uses_top(k) || (k == "source" && own_source.is_some()), &mut meta);
             }
             b.push(
                 &id_buf,
@@ -304,7 +329,18 @@ pub fn parse_text(chunk: &Chunk, origin: &Origin) -> Parsed {
     finish(b, rejects, chunk, origin)
 }
 
-fn finish(b: DocBuilder, mut rejects: Vec<Reject>, chunk: &Chunk, origin: &Origin) -> Parsed {
+fn finish(b: DocBuilder, rejects: Vec<Reject>, chunk: &Chunk, origin: &Origin) -> Parsed {
+    finish_batch((!b.is_empty()).then(|| b.finish()), rejects, chunk, origin)
+}
+
+/// The chunk's result: its rows (hashed here, in the parallel parse), its
+/// rejects, then the records the chunker could not cut out.
+pub(crate) fn finish_batch(
+    docs: Option<arrow::record_batch::RecordBatch>,
+    mut rejects: Vec<Reject>,
+    chunk: &Chunk,
+    origin: &Origin,
+) -> Parsed {
     for br in &chunk.broken {
         rejects.push(Reject {
             id: format!("{}:{}", origin.rel, br.line),
@@ -318,7 +354,6 @@ fn finish(b: DocBuilder, mut rejects: Vec<Reject>, chunk: &Chunk, origin: &Origi
             reason: br.reason.clone(),
         });
     }
-    let docs = (!b.is_empty()).then(|| b.finish());
     let row_digests = docs.as_ref().map(super::hash::row_digests);
     Parsed {
         docs,

@@ -4,8 +4,9 @@
 //! count. Memory is bounded by `batch_bytes` × the window, not the file.
 
 use super::chunker::{Chunk, Chunker, Shape};
+use super::convert::parse_chunk;
 use super::docs::Reject;
-use super::files::InputFile;
+use super::files::{InputFile, format_of};
 use super::parse::{FieldMap, Origin, Parsed, parse_json, parse_text};
 use crate::spec::ops::{Format, TextMode};
 use rayon::prelude::*;
@@ -54,7 +55,8 @@ pub fn file_reject(file: &InputFile, source: &str, reason: String) -> Reject {
     }
 }
 
-/// Reads a JSON or text file, calling `sink` with each parsed chunk in order.
+/// Reads a JSON or text file (or JSON records through a converter), calling
+/// `sink` with each parsed chunk in order.
 pub fn read_file(
     file: &InputFile,
     cfg: &ReadConfig,
@@ -62,10 +64,17 @@ pub fn read_file(
     sink: &mut dyn FnMut(Parsed) -> Result<(), String>,
 ) -> Result<(), ReadError> {
     let source = cfg.source.clone().unwrap_or_else(|| file.rel.clone());
+    // A converter names the record shape; the file's extension names the
+    // container (a `.json` array, else JSON lines).
+    let container = match cfg.format {
+        f if f.is_converter() && format_of(&file.rel) == Some(Format::Json) => Format::Json,
+        f if f.is_converter() => Format::Jsonl,
+        f => f,
+    };
     let origin = Origin {
         rel: &file.rel,
         source: &source,
-        json_values: cfg.format == Format::Json,
+        json_values: container == Format::Json,
         source_fixed: cfg.source.is_some(),
     };
     let reader = match super::decompress::open(&file.path) {
@@ -80,14 +89,15 @@ pub fn read_file(
             return sink(parsed).map_err(ReadError::Sink);
         }
     };
-    let shape = match (cfg.format, cfg.text_mode) {
-        (Format::Jsonl, _) => Shape::Lines,
+    let shape = match (container, cfg.text_mode) {
         (Format::Json, _) => Shape::JsonValues,
-        (_, TextMode::Line) => Shape::Lines,
-        (_, TextMode::Block) => Shape::Blocks,
-        (_, TextMode::File) => Shape::Whole,
+        (Format::Text, TextMode::Line) => Shape::Lines,
+        (Format::Text, TextMode::Block) => Shape::Blocks,
+        (Format::Text, TextMode::File) => Shape::Whole,
+        _ => Shape::Lines,
     };
     let parse = |c: &Chunk| match cfg.format {
+        f if f.is_converter() => parse_chunk(c, &origin, f, &cfg.fields),
         Format::Jsonl | Format::Json => parse_json(c, &origin, &cfg.fields),
         _ => parse_text(c, &origin),
     };

@@ -38,10 +38,21 @@ pub fn writer_props() -> WriterProperties {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_max_row_group_row_count(Some(64 * 1024))
         .set_max_row_group_bytes(Some(64 << 20));
-    for col in ["text", "metadata", "id", "url"] {
+    // Message contents are leaves of `List<Struct>` columns: `<col>.list.item.content`.
+    for col in [
+        "text",
+        "metadata",
+        "id",
+        "url",
+        "chosen",
+        "rejected",
+        "messages.list.item.content",
+        "prompt.list.item.content",
+    ] {
+        let path = ColumnPath::new(col.split('.').map(str::to_string).collect());
         b = b
-            .set_column_dictionary_enabled(ColumnPath::from(col), false)
-            .set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
     }
     b.build()
 }
@@ -253,6 +264,30 @@ mod tests {
     use super::*;
     use arrow::array::{AsArray, StringArray, UInt64Array};
     use std::sync::Arc;
+
+    #[test]
+    fn message_contents_are_written_without_dictionaries() {
+        use crate::io::chat::{ChatBuilder, Message, Role};
+        let d = tempfile::tempdir().unwrap();
+        let mut b = ChatBuilder::with_capacity(100, 1 << 12);
+        for i in 0..100 {
+            let msgs = [
+                Message::new(Role::User, format!("question {i}")),
+                Message::new(Role::Assistant, "same"),
+            ];
+            b.push(&i.to_string(), &msgs, "s", None, None);
+        }
+        let mut w = PartWriter::new(d.path(), "data", 1 << 20);
+        w.write(&b.finish()).unwrap();
+        let files = w.finish().unwrap();
+        let f = File::open(d.path().join(&files[0].name)).unwrap();
+        let meta = parquet::file::reader::SerializedFileReader::new(f).unwrap();
+        let rg = parquet::file::reader::FileReader::metadata(&meta).row_group(0).clone();
+        let col = |path: &str| rg.columns().iter().find(|c| c.column_path().string() == path).unwrap().clone();
+        assert!(col("messages.list.item.content").dictionary_page_offset().is_none());
+        // Roles repeat: a dictionary pays there.
+        assert!(col("messages.list.item.role").dictionary_page_offset().is_some());
+    }
 
     #[test]
     fn parallel_row_groups_keep_row_order_across_files() {

@@ -197,8 +197,14 @@ fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeS
                 };
                 problems.push(Problem::at(Some(&id), Some(&field), loc, message));
             }
-            if let Op::Read(r) = &op
-                && let Err(m) = crate::io::files::check_path(&r.path)
+            // Input files are checked now, so a typo fails before hours of work.
+            let input_path = match &op {
+                Op::Read(r) => Some(&r.path),
+                Op::Tokenizer(t) => Some(&t.path),
+                _ => None,
+            };
+            if let Some(path) = input_path
+                && let Err(m) = crate::io::files::check_path(path)
             {
                 problems.push(Problem::at(Some(&id), Some("path"), body.get("path").and_then(|y| y.loc), m));
             }

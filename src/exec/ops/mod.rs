@@ -1,8 +1,11 @@
 //! Op implementations: each splits its work into units (the grain of
 //! sharding) and runs a contiguous range of them into a scratch directory.
 
+mod pack;
 mod read;
 mod sample;
+mod tokenize;
+mod tokenizer;
 mod write;
 
 use super::log::NodeLog;
@@ -79,6 +82,9 @@ pub struct Output {
     pub extra: serde_json::Value,
     /// The schema to record when no rows were written.
     pub schema_hint: Vec<super::store::Column>,
+    /// The content hash, for artifacts that are not tables (a tokenizer:
+    /// the hash of its file); tables hash their rows.
+    pub content_hash: Option<String>,
 }
 
 /// The units of a node's work.
@@ -87,8 +93,9 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
     match &node.op {
         Op::Read(p) => read::units(p),
         Op::Sample(p) => Ok(sample::units(p, inputs)),
-        Op::Write(_) => Ok(vec![Unit {
-            label: "export".into(),
+        Op::Tokenize(_) => Ok(tokenize::units(inputs)),
+        Op::Write(_) | Op::TrainTokenizer(_) | Op::Tokenizer(_) | Op::Pack(_) => Ok(vec![Unit {
+            label: "all".into(),
             bytes: 0,
         }]),
     }
@@ -100,5 +107,9 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Read(p) => read::run(ctx, p, units, range),
         Op::Sample(p) => sample::run(ctx, p, range),
         Op::Write(p) => write::run(ctx, p),
+        Op::TrainTokenizer(p) => tokenizer::train(ctx, p),
+        Op::Tokenizer(p) => tokenizer::import(ctx, p),
+        Op::Tokenize(p) => tokenize::run(ctx, p, range),
+        Op::Pack(p) => pack::run(ctx, p),
     }
 }

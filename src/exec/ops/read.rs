@@ -1,4 +1,5 @@
-//! `read`: input files → documents. Units are files, or the row groups of a
+//! `read`: input files → documents (or chat / preferences through a
+//! converter `format`). Units are files, or the row groups of a
 //! single Parquet file, so `--shard` splits even one large file.
 
 use super::{Ctx, NodeError, Output, Unit};
@@ -7,7 +8,7 @@ use crate::io::files::{InputFile, expand, format_of};
 use crate::io::parquet_in::{read_parquet, row_groups};
 use crate::io::parse::{FieldMap, Parsed};
 use crate::io::reader::{ReadConfig, file_reject, is_compressed, read_file};
-use crate::spec::ops::{Format, ReadParams};
+use crate::spec::ops::{Format, Kind, ReadParams};
 use rayon::prelude::*;
 use serde_json::json;
 use std::ops::Range;
@@ -48,6 +49,22 @@ pub(super) fn units(p: &ReadParams) -> Result<Vec<Unit>, NodeError> {
             shown.join(", "),
             if unknown.len() > 5 { ", ..." } else { "" }
         )));
+    }
+    if let Some(f) = p.format.filter(|f| f.is_converter()) {
+        let pq: Vec<&str> = files
+            .iter()
+            .filter(|x| format_of(&x.rel) == Some(Format::Parquet))
+            .map(|x| x.rel.as_str())
+            .collect();
+        if !pq.is_empty() {
+            return Err(NodeError::Failed(format!(
+                "`format: {}` reads JSON arrays (.json) or JSON lines (.jsonl, .gz, .zst), not Parquet ({}{}); \
+                 export the Parquet to JSONL first, or read it with `format: parquet`",
+                f.name(),
+                pq.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+                if pq.len() > 5 { ", ..." } else { "" }
+            )));
+        }
     }
     let parquet = files.iter().any(|f| resolve_format(p, f) == Some(Format::Parquet));
     if parquet && files.iter().any(|f| resolve_format(p, f) != Some(Format::Parquet)) {
@@ -180,8 +197,13 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
     }
     if table.rows == 0 && table.rejected_rows > 0 && range.len() == units.len() {
         let reasons: Vec<String> = table.reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+        let what = match p.output_kind() {
+            Kind::Chat => "conversation",
+            Kind::Preferences => "preference pair",
+            _ => "document",
+        };
         return Err(NodeError::Failed(format!(
-            "no document could be read from `{}`: {} record(s) rejected ({}); see the reasons above",
+            "no {what} could be read from `{}`: {} record(s) rejected ({}); see the reasons above",
             p.path,
             table.rejected_rows,
             reasons.join(", ")
@@ -200,5 +222,6 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
         stats,
         extra: serde_json::Value::Null,
         schema_hint: Vec::new(),
+        content_hash: None,
     })
 }

@@ -102,6 +102,7 @@ pub(super) fn run(ctx: &Ctx, p: &SampleParams, range: Range<usize>) -> Result<Ou
         stats,
         extra: serde_json::Value::Null,
         schema_hint: a.manifest.schema.clone(),
+        content_hash: None,
     })
 }
 

@@ -1,69 +1,12 @@
-//! The typed parameters of every op, one struct each.
-//!
-//! Each struct derives `Deserialize` (with `deny_unknown_fields`), `Serialize`
-//! (its canonical form feeds the fingerprint) and `JsonSchema` (the README's
-//! YAML reference and the unknown-field check are generated from it, so they
-//! cannot drift from the code).
+//! Parameters of the data ops: `read`, `sample`, `write`.
 
+use super::RangeProblem;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What a node produces and consumes (DESIGN.md, "Nodes exchange typed artifacts").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Text documents: `id`, `text`, `url`, `source`, metadata.
-    Documents,
-    /// Conversations: `messages`.
-    Chat,
-    /// Pairwise preferences.
-    Preferences,
-    /// A trained tokenizer.
-    Tokenizer,
-    /// Token ids per document.
-    Tokens,
-    /// Fixed-length training rows.
-    Packed,
-    /// A model checkpoint.
-    Model,
-    /// A report or export with no table of its own.
-    Report,
-}
-
-impl Kind {
-    /// The lowercase name used in manifests and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Documents => "documents",
-            Kind::Chat => "chat",
-            Kind::Preferences => "preferences",
-            Kind::Tokenizer => "tokenizer",
-            Kind::Tokens => "tokens",
-            Kind::Packed => "packed",
-            Kind::Model => "model",
-            Kind::Report => "report",
-        }
-    }
-
-    /// Kinds stored as Arrow tables that `sample` and `write` can handle.
-    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens];
-}
-
-/// A reference from a node field to another node, with the kinds it accepts.
-#[derive(Debug, Clone)]
-pub struct InputRef<'a> {
-    /// The field that holds the reference (`input`, `tokenizer`, ...).
-    pub field: &'static str,
-    /// The referenced node id.
-    pub node: &'a str,
-    /// Kinds this field accepts.
-    pub accepts: &'static [Kind],
-}
-
-/// A value out of range: (field, message).
-pub type RangeProblem = (String, String);
-
-/// Input file formats `read` understands.
+/// Input file formats `read` understands: four containers that make
+/// `documents`, and named converters that turn the record shapes of common
+/// SFT and preference datasets into `chat` or `preferences`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
@@ -75,6 +18,61 @@ pub enum Format {
     Parquet,
     /// Plain UTF-8 text (`.txt`, `.text`, `.md`); see `text_mode`.
     Text,
+    /// Alpaca records (`instruction`, `input`, `output`, optional `system`
+    /// and `history`) → `chat`.
+    Alpaca,
+    /// ShareGPT records (`conversations: [{from, value}]`, optional
+    /// `system`) → `chat`.
+    Sharegpt,
+    /// Anthropic HH-RLHF records; the `chosen` transcript → `chat`.
+    #[serde(rename = "hh-rlhf")]
+    HhRlhf,
+    /// Anthropic HH-RLHF records → `preferences` (the shared turns are the
+    /// prompt, the last assistant turns are chosen and rejected).
+    #[serde(rename = "hh-rlhf-preferences")]
+    HhRlhfPreferences,
+    /// GSM8K records (`question`, `answer`) → `chat`, the final `#### n`
+    /// kept in `reference`.
+    Gsm8k,
+    /// Records that already hold `messages: [{role, content}]` → `chat`.
+    Chat,
+    /// Records with `prompt`/`chosen`/`rejected` (strings or message lists),
+    /// or ShareGPT-style DPO records → `preferences`.
+    Preferences,
+}
+
+impl Format {
+    /// The name used in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Json => "json",
+            Format::Parquet => "parquet",
+            Format::Text => "text",
+            Format::Alpaca => "alpaca",
+            Format::Sharegpt => "sharegpt",
+            Format::HhRlhf => "hh-rlhf",
+            Format::HhRlhfPreferences => "hh-rlhf-preferences",
+            Format::Gsm8k => "gsm8k",
+            Format::Chat => "chat",
+            Format::Preferences => "preferences",
+        }
+    }
+
+    /// Whether this is a named converter (a record shape, read from JSON or
+    /// JSONL as each file's extension says) rather than a container.
+    pub fn is_converter(self) -> bool {
+        !matches!(self, Format::Jsonl | Format::Json | Format::Parquet | Format::Text)
+    }
+
+    /// The kind of artifact reading this format makes.
+    pub fn output_kind(self) -> super::Kind {
+        match self {
+            Format::Jsonl | Format::Json | Format::Parquet | Format::Text => super::Kind::Documents,
+            Format::HhRlhfPreferences | Format::Preferences => super::Kind::Preferences,
+            Format::Alpaca | Format::Sharegpt | Format::HhRlhf | Format::Gsm8k | Format::Chat => super::Kind::Chat,
+        }
+    }
 }
 
 /// How plain text is split into documents.
@@ -112,8 +110,8 @@ fn default_shard_bytes() -> u64 {
     256 << 20
 }
 
-/// Reads files (a file, a directory, or a glob) into a `documents` artifact.
-/// Unparseable records are counted and written to `rejected/` with their
+/// Reads files (a file, a directory, or a glob) into a `documents` artifact,
+/// or with a converter `format` into `chat` or `preferences`. Unparseable records are counted and written to `rejected/` with their
 /// file, line or byte offset and reason; the run continues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -121,19 +119,24 @@ pub struct ReadParams {
     /// A file, a directory (read recursively, in sorted order) or a glob
     /// (`data/*.jsonl.gz`). Relative paths are relative to the working directory.
     pub path: String,
-    /// Input format; by default taken from each file's extension.
+    /// Input format; by default taken from each file's extension. The
+    /// converters (`alpaca`, `sharegpt`, `hh-rlhf`, `gsm8k`, `chat` → `chat`;
+    /// `hh-rlhf-preferences`, `preferences` → `preferences`) read JSON arrays
+    /// (`.json`) or JSONL (`.jsonl`, `.gz`, `.zst`) by extension; records that
+    /// do not fit the format go to `rejected/` with the reason.
     #[serde(default)]
     pub format: Option<Format>,
     /// Field holding the document text; dotted paths reach into objects and
-    /// lists (`chosen.value`, `messages.0.content`).
+    /// lists (`chosen.value`, `messages.0.content`). Ignored by the
+    /// converters, which know their fields.
     #[serde(default = "default_text_field")]
     pub text_field: String,
-    /// Field holding a document id (string or number); records without it
+    /// Field holding a record id (string or number); records without it
     /// get `<file>:<line>` (`<file>#<index>` for JSON arrays, `<file>:<row>`
-    /// for Parquet), stable across runs.
+    /// for Parquet), stable across runs. Applies to the converters too.
     #[serde(default = "default_id_field")]
     pub id_field: String,
-    /// Field holding the URL, when the records have one.
+    /// Field holding the URL, when the records have one (documents only).
     #[serde(default = "default_url_field")]
     pub url_field: String,
     /// Value of the `source` column; by default the record's own string
@@ -158,6 +161,12 @@ pub struct ReadParams {
 }
 
 impl ReadParams {
+    /// The kind of artifact this read makes: `documents`, or `chat` /
+    /// `preferences` for the converter formats.
+    pub fn output_kind(&self) -> super::Kind {
+        self.format.map_or(super::Kind::Documents, Format::output_kind)
+    }
+
     /// Range checks that serde cannot express.
     pub fn check(&self) -> Vec<RangeProblem> {
         let mut p = Vec::new();
@@ -274,120 +283,6 @@ impl WriteParams {
             )]
         } else {
             Vec::new()
-        }
-    }
-}
-
-/// A node's op with its typed parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    /// `read`
-    Read(ReadParams),
-    /// `sample`
-    Sample(SampleParams),
-    /// `write`
-    Write(WriteParams),
-}
-
-/// Every op name, for suggestions and the reference.
-pub const OP_NAMES: &[&str] = &["read", "sample", "write"];
-
-impl Op {
-    /// The op's name in YAML.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Read(_) => "read",
-            Op::Sample(_) => "sample",
-            Op::Write(_) => "write",
-        }
-    }
-
-    /// Parses params for op `name` from JSON (fields other than `op`).
-    pub fn from_json(name: &str, v: serde_json::Value) -> Result<Op, serde_path_to_error::Error<serde_json::Error>> {
-        Ok(match name {
-            "read" => Op::Read(serde_path_to_error::deserialize(v)?),
-            "sample" => Op::Sample(serde_path_to_error::deserialize(v)?),
-            _ => Op::Write(serde_path_to_error::deserialize(v)?),
-        })
-    }
-
-    /// The JSON schema of op `name`'s parameters.
-    pub fn schema(name: &str) -> Option<schemars::Schema> {
-        match name {
-            "read" => Some(schemars::schema_for!(ReadParams)),
-            "sample" => Some(schemars::schema_for!(SampleParams)),
-            "write" => Some(schemars::schema_for!(WriteParams)),
-            _ => None,
-        }
-    }
-
-    /// Canonical parameters (every field, defaults filled in).
-    pub fn params_json(&self) -> serde_json::Value {
-        let v = match self {
-            Op::Read(p) => serde_json::to_value(p),
-            Op::Sample(p) => serde_json::to_value(p),
-            Op::Write(p) => serde_json::to_value(p),
-        };
-        v.unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Node references in this op's fields.
-    pub fn inputs(&self) -> Vec<InputRef<'_>> {
-        match self {
-            Op::Read(_) => vec![],
-            Op::Sample(p) => vec![InputRef {
-                field: "input",
-                node: &p.input,
-                accepts: Kind::TABLES,
-            }],
-            Op::Write(p) => vec![InputRef {
-                field: "input",
-                node: &p.input,
-                accepts: Kind::TABLES,
-            }],
-        }
-    }
-
-    /// The kind of artifact this op makes; `input_kind` is the kind of its
-    /// first input, for ops that pass their input's kind through.
-    pub fn output_kind(&self, input_kind: Option<Kind>) -> Kind {
-        match self {
-            Op::Read(_) => Kind::Documents,
-            Op::Sample(_) => input_kind.unwrap_or(Kind::Documents),
-            Op::Write(_) => Kind::Report,
-        }
-    }
-
-    /// Range checks.
-    pub fn check(&self) -> Vec<RangeProblem> {
-        match self {
-            Op::Read(p) => p.check(),
-            Op::Sample(p) => p.check(),
-            Op::Write(p) => p.check(),
-        }
-    }
-
-    /// Whether the pipeline seed changes this op's output.
-    pub fn uses_seed(&self) -> bool {
-        matches!(self, Op::Sample(p) if p.fraction.is_some())
-    }
-
-    /// Whether `--shard i/N` can split this op's work.
-    pub fn shardable(&self) -> bool {
-        match self {
-            Op::Read(_) => true,
-            Op::Sample(p) => p.fraction.is_some(),
-            Op::Write(_) => false,
-        }
-    }
-
-    /// One line about the op, for the reference.
-    pub fn about(name: &str) -> &'static str {
-        match name {
-            "read" => "Reads JSONL (.gz/.zst), JSON arrays, Parquet or plain text into `documents`.",
-            "sample" => "Keeps the first `n` rows or a seeded `fraction` of an artifact (same kind out).",
-            "write" => "Exports an artifact to JSONL or Parquet at a path of yours (kind `report`).",
-            _ => "",
         }
     }
 }

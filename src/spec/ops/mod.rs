@@ -1,0 +1,235 @@
+//! The typed parameters of every op, one struct each.
+//!
+//! Each struct derives `Deserialize` (with `deny_unknown_fields`), `Serialize`
+//! (its canonical form feeds the fingerprint) and `JsonSchema` (the README's
+//! YAML reference and the unknown-field check are generated from it, so they
+//! cannot drift from the code).
+
+use serde::{Deserialize, Serialize};
+
+/// What a node produces and consumes (DESIGN.md, "Nodes exchange typed artifacts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Text documents: `id`, `text`, `url`, `source`, metadata.
+    Documents,
+    /// Conversations: `messages`.
+    Chat,
+    /// Pairwise preferences.
+    Preferences,
+    /// A trained tokenizer.
+    Tokenizer,
+    /// Token ids per document.
+    Tokens,
+    /// Fixed-length training rows.
+    Packed,
+    /// A model checkpoint.
+    Model,
+    /// A report or export with no table of its own.
+    Report,
+}
+
+impl Kind {
+    /// The lowercase name used in manifests and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Documents => "documents",
+            Kind::Chat => "chat",
+            Kind::Preferences => "preferences",
+            Kind::Tokenizer => "tokenizer",
+            Kind::Tokens => "tokens",
+            Kind::Packed => "packed",
+            Kind::Model => "model",
+            Kind::Report => "report",
+        }
+    }
+
+    /// Kinds stored as Arrow tables that `sample` and `write` can handle.
+    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens];
+}
+
+/// A reference from a node field to another node, with the kinds it accepts.
+#[derive(Debug, Clone)]
+pub struct InputRef<'a> {
+    /// The field that holds the reference (`input`, `tokenizer`, ...).
+    pub field: &'static str,
+    /// The referenced node id.
+    pub node: &'a str,
+    /// Kinds this field accepts.
+    pub accepts: &'static [Kind],
+}
+
+/// A value out of range: (field, message).
+pub type RangeProblem = (String, String);
+
+mod data;
+mod tokens;
+
+pub use data::*;
+pub use tokens::*;
+
+/// A node's op with its typed parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `read`
+    Read(ReadParams),
+    /// `sample`
+    Sample(SampleParams),
+    /// `write`
+    Write(WriteParams),
+    /// `train_tokenizer`
+    TrainTokenizer(TrainTokenizerParams),
+    /// `tokenizer`
+    Tokenizer(TokenizerParams),
+    /// `tokenize`
+    Tokenize(TokenizeParams),
+    /// `pack`
+    Pack(PackParams),
+}
+
+/// Every op name, for suggestions and the reference.
+pub const OP_NAMES: &[&str] = &["read", "sample", "write", "train_tokenizer", "tokenizer", "tokenize", "pack"];
+
+/// Applies `$body` to the params of whichever op `$op` is.
+macro_rules! each_op {
+    ($op:expr, $p:ident => $body:expr) => {
+        match $op {
+            Op::Read($p) => $body,
+            Op::Sample($p) => $body,
+            Op::Write($p) => $body,
+            Op::TrainTokenizer($p) => $body,
+            Op::Tokenizer($p) => $body,
+            Op::Tokenize($p) => $body,
+            Op::Pack($p) => $body,
+        }
+    };
+}
+
+impl Op {
+    /// The op's name in YAML.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Read(_) => "read",
+            Op::Sample(_) => "sample",
+            Op::Write(_) => "write",
+            Op::TrainTokenizer(_) => "train_tokenizer",
+            Op::Tokenizer(_) => "tokenizer",
+            Op::Tokenize(_) => "tokenize",
+            Op::Pack(_) => "pack",
+        }
+    }
+
+    /// Parses params for op `name` from JSON (fields other than `op`).
+    pub fn from_json(name: &str, v: serde_json::Value) -> Result<Op, serde_path_to_error::Error<serde_json::Error>> {
+        use serde_path_to_error::deserialize as de;
+        Ok(match name {
+            "read" => Op::Read(de(v)?),
+            "sample" => Op::Sample(de(v)?),
+            "train_tokenizer" => Op::TrainTokenizer(de(v)?),
+            "tokenizer" => Op::Tokenizer(de(v)?),
+            "tokenize" => Op::Tokenize(de(v)?),
+            "pack" => Op::Pack(de(v)?),
+            _ => Op::Write(de(v)?),
+        })
+    }
+
+    /// The JSON schema of op `name`'s parameters.
+    pub fn schema(name: &str) -> Option<schemars::Schema> {
+        Some(match name {
+            "read" => schemars::schema_for!(ReadParams),
+            "sample" => schemars::schema_for!(SampleParams),
+            "write" => schemars::schema_for!(WriteParams),
+            "train_tokenizer" => schemars::schema_for!(TrainTokenizerParams),
+            "tokenizer" => schemars::schema_for!(TokenizerParams),
+            "tokenize" => schemars::schema_for!(TokenizeParams),
+            "pack" => schemars::schema_for!(PackParams),
+            _ => return None,
+        })
+    }
+
+    /// Canonical parameters (every field, defaults filled in).
+    pub fn params_json(&self) -> serde_json::Value {
+        each_op!(self, p => serde_json::to_value(p)).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Node references in this op's fields.
+    pub fn inputs(&self) -> Vec<InputRef<'_>> {
+        let input = |node, accepts| InputRef {
+            field: "input",
+            node,
+            accepts,
+        };
+        match self {
+            Op::Read(_) | Op::Tokenizer(_) => vec![],
+            Op::Sample(p) => vec![input(&p.input, Kind::TABLES)],
+            Op::Write(p) => vec![input(&p.input, Kind::TABLES)],
+            Op::TrainTokenizer(p) => vec![input(&p.input, &[Kind::Documents])],
+            Op::Tokenize(p) => vec![
+                input(&p.input, &[Kind::Documents, Kind::Chat]),
+                InputRef {
+                    field: "tokenizer",
+                    node: &p.tokenizer,
+                    accepts: &[Kind::Tokenizer],
+                },
+            ],
+            Op::Pack(p) => vec![input(&p.input, &[Kind::Tokens])],
+        }
+    }
+
+    /// The kind of artifact this op makes; `input_kind` is the kind of its
+    /// first input, for ops that pass their input's kind through.
+    pub fn output_kind(&self, input_kind: Option<Kind>) -> Kind {
+        match self {
+            Op::Read(p) => p.output_kind(),
+            Op::Sample(_) => input_kind.unwrap_or(Kind::Documents),
+            Op::Write(_) => Kind::Report,
+            Op::TrainTokenizer(_) | Op::Tokenizer(_) => Kind::Tokenizer,
+            Op::Tokenize(_) => Kind::Tokens,
+            Op::Pack(_) => Kind::Packed,
+        }
+    }
+
+    /// Range checks.
+    pub fn check(&self) -> Vec<RangeProblem> {
+        match self {
+            Op::Tokenizer(_) => vec![],
+            Op::Read(p) => p.check(),
+            Op::Sample(p) => p.check(),
+            Op::Write(p) => p.check(),
+            Op::TrainTokenizer(p) => p.check(),
+            Op::Tokenize(p) => p.check(),
+            Op::Pack(p) => p.check(),
+        }
+    }
+
+    /// Whether the pipeline seed changes this op's output.
+    pub fn uses_seed(&self) -> bool {
+        matches!(self, Op::Sample(p) if p.fraction.is_some())
+            || matches!(self, Op::Pack(p) if p.shuffle || p.val_fraction > 0.0 || p.val_docs.is_some())
+    }
+
+    /// Whether `--shard i/N` can split this op's work.
+    pub fn shardable(&self) -> bool {
+        match self {
+            Op::Read(_) | Op::Tokenize(_) => true,
+            Op::Sample(p) => p.fraction.is_some(),
+            _ => false,
+        }
+    }
+
+    /// One line about the op, for the reference.
+    pub fn about(name: &str) -> &'static str {
+        match name {
+            "read" => {
+                "Reads JSONL (.gz/.zst), JSON arrays, Parquet or plain text into `documents`; converter formats (`alpaca`, `sharegpt`, `hh-rlhf`, `gsm8k`, `chat`, `preferences`, ...) make `chat` or `preferences`."
+            }
+            "sample" => "Keeps the first `n` rows or a seeded `fraction` of an artifact (same kind out).",
+            "write" => "Exports an artifact to JSONL or Parquet at a path of yours (kind `report`).",
+            "train_tokenizer" => "Trains a byte-level BPE tokenizer on `documents` (kind `tokenizer`, an HF `tokenizer.json`).",
+            "tokenizer" => "Imports an existing HF `tokenizer.json` (kind `tokenizer`).",
+            "tokenize" => "Encodes `documents` or `chat` into token ids (kind `tokens`); chats get a loss mask.",
+            "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
+            _ => "",
+        }
+    }
+}

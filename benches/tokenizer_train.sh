@@ -2,15 +2,16 @@
 # Benchmark: train_tokenizer vs Python `tokenizers` train_from_iterator with the
 # same settings, on the same blocks of text, at vocab 8192 and 32768.
 #
-#   benches/tokenizer_train.sh [RUNS=5]
+#   benches/tokenizer_train.sh [RUNS=5] [COPIES=1]
 #
 # The corpus: the valid UTF-8 .txt files under ../shared/data/text (blocks
-# separated by blank lines). kiln's time is the train_tokenizer node's own
+# separated by blank lines), COPIES times over (7 copies ≈ 100 MB). kiln's time is the train_tokenizer node's own
 # training time (manifest stats.train_tokenizer.train_seconds, the read and
 # the JSON save excluded, as for Python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
+COPIES=${2:-1}
 BENCH_DIR=${BENCH_DIR:-/tmp/kiln-bench}
 DATA=$(cd "${DATA:-../shared/data}" && pwd)
 mkdir -p "$BENCH_DIR"
@@ -24,9 +25,11 @@ PY=$BENCH_DIR/venv/bin/python
 # Files that are valid UTF-8 (kiln rejects the others; Python would fail on them).
 files=$(for f in $(find "$DATA/text" -name '*.txt' | sort); do iconv -f utf-8 -t utf-8 "$f" >/dev/null 2>&1 && echo "$f"; done)
 mkdir -p "$BENCH_DIR/corpus" && rm -f "$BENCH_DIR/corpus"/*
-for f in $files; do ln -s "$f" "$BENCH_DIR/corpus/$(echo "$f" | md5sum | cut -c1-8)-$(basename "$f")"; done
+for c in $(seq "$COPIES"); do
+  for f in $files; do ln -s "$f" "$BENCH_DIR/corpus/$c-$(echo "$f" | md5sum | cut -c1-8)-$(basename "$f")"; done
+done
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
-echo "corpus: $(echo "$files" | wc -l) files, $(cat $files | wc -c) bytes"
+echo "corpus: $COPIES x $(echo "$files" | wc -l) files, $(cat "$BENCH_DIR"/corpus/* | wc -c) bytes"
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for vocab in 8192 32768; do
   : > "$BENCH_DIR/k.txt"; : > "$BENCH_DIR/p.txt"

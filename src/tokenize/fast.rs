@@ -40,7 +40,7 @@ const FAST_FORMS: &[(&str, &str, bool)] = &[
 
 /// A pre-tokenizer split: the fast DFA form of a known pattern, or the
 /// pattern itself on fancy-regex's backtracker.
-enum Splitter {
+pub enum Splitter {
     /// `regex` crate form; `newline_alt`: the pattern has `\s*[\r\n]` before
     /// `\s+(?!\S)` (GPT-4), so whitespace ending in a newline is left whole.
     Dfa(regex::Regex, bool),
@@ -80,8 +80,22 @@ fn dfa_split(re: &regex::Regex, newline_alt: bool, text: &str, f: &mut dyn FnMut
     last
 }
 
+/// A fresh key for [`Splitter::for_each`]'s per-thread regex copies.
+pub fn new_key() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// GPT-2's byte ↔ char table (see [`byte_level_chars`]), for callers that
+/// build byte-level words themselves.
+pub fn byte_level_table() -> [char; 256] {
+    byte_level_chars()
+}
+
 impl Splitter {
-    fn new(pattern: &str) -> Result<Self, String> {
+    /// The splitter for `pattern` (the DFA form when the pattern is GPT-2's
+    /// or GPT-4's).
+    pub fn new(pattern: &str) -> Result<Self, String> {
         if let Some((_, fast, nl)) = FAST_FORMS.iter().find(|(p, _, _)| *p == pattern) {
             return regex::Regex::new(fast).map(|r| Splitter::Dfa(r, *nl)).map_err(|e| e.to_string());
         }
@@ -91,7 +105,7 @@ impl Splitter {
     /// Calls `f` with each piece of `text` (matches and the gaps between them).
     /// `key` names the tokenizer: each thread keeps its own clone of a DFA
     /// regex, since threads sharing one contend on its cache pool.
-    fn for_each(&self, key: usize, text: &str, f: &mut dyn FnMut(&str)) -> Result<(), String> {
+    pub fn for_each(&self, key: usize, text: &str, f: &mut dyn FnMut(&str)) -> Result<(), String> {
         let mut last = 0;
         match self {
             Splitter::Fancy(re) => {
@@ -232,8 +246,7 @@ impl FastBpe {
                 .map_err(|e| e.to_string())?;
             Some((ac, added_ids))
         };
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
-        let key = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = new_key();
         Ok(FastBpe {
             split,
             added,

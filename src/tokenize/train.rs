@@ -76,7 +76,9 @@ where
         Ok(splitter @ super::fast::Splitter::Dfa(..)) => {
             let counts = count_words(&splitter, texts)?;
             let mut model = BPE::default();
-            let specials = trainer(cfg).do_train(&counts, &mut model).map_err(|e| format!("training failed: {e}"))?;
+            let specials = trainer(cfg)
+                .do_train(&counts, &mut model)
+                .map_err(|e| format!("training failed: {e}"))?;
             let pre = tok.get_pre_tokenizer().cloned();
             let mut trained = Tokenizer::new(model);
             trained.with_pre_tokenizer(pre);
@@ -116,7 +118,9 @@ where
             })?;
             Ok::<_, String>(counts)
         })
-        .try_reduce(ahash::AHashMap::new, |a, b| Ok(if a.len() >= b.len() { merge_into(a, b) } else { merge_into(b, a) }))
+        .try_reduce(ahash::AHashMap::new, |a, b| {
+            Ok(if a.len() >= b.len() { merge_into(a, b) } else { merge_into(b, a) })
+        })
 }
 
 /// Adds `small`'s counts into `big`.
@@ -175,7 +179,12 @@ mod tests {
     #[test]
     fn counting_words_ourselves_trains_the_same_tokenizer_as_hf() {
         for split in ["gpt2", "gpt4"] {
-            let cfg = TrainConfig { vocab_size: 500, split: split.into(), special_tokens: vec!["<|end|>".into()], min_frequency: 2 };
+            let cfg = TrainConfig {
+                vocab_size: 500,
+                split: split.into(),
+                special_tokens: vec!["<|end|>".into()],
+                min_frequency: 2,
+            };
             let ours = train(&cfg, corpus().into_iter()).unwrap();
             let mut hf = skeleton(split).unwrap();
             let mut t = TrainerWrapper::BpeTrainer(trainer(&cfg));

@@ -5,7 +5,7 @@ use super::log::NodeLog;
 use super::ops::{self, Ctx, NodeError, Output};
 use super::plan::Planned;
 use super::report::Reporter;
-use super::store::{self, Artifact, Column, FORMAT_VERSION, Manifest};
+use super::store::{self, Artifact, FORMAT_VERSION, Manifest};
 use crate::io::writer::FileInfo;
 use crate::spec::{NodeSpec, Pipeline};
 use serde_json::Value;
@@ -126,15 +126,7 @@ pub fn build(
 fn manifest(pl: &Planned, node: &NodeSpec, out: Output, secs: f64) -> Manifest {
     let t = out.table;
     let schema = match &t.schema {
-        Some(s) => s
-            .fields()
-            .iter()
-            .map(|f| Column {
-                name: f.name().clone(),
-                r#type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect(),
+        Some(s) => store::columns_of(s),
         None => out.schema_hint,
     };
     let bytes = t.files.iter().chain(&t.rejected_files).map(|f| f.bytes).sum();

@@ -3,7 +3,7 @@
 //! that have token ids but no pipeline.
 
 use super::{PackConfig, PackError, PackOutput, Progress, TokenMeta, TokensInput};
-use crate::exec::store::{self, Column, FORMAT_VERSION, InputInfo, Manifest};
+use crate::exec::store::{self, FORMAT_VERSION, InputInfo, Manifest};
 use crate::spec::Kind;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -41,16 +41,7 @@ pub fn manifest(o: &PackOutput, cfg: &PackConfig, meta: &TokenMeta, input: Optio
         inputs,
         seed: Some(cfg.seed),
         sources: serde_json::Value::Null,
-        schema: o
-            .schema
-            .fields()
-            .iter()
-            .map(|f| Column {
-                name: f.name().clone(),
-                r#type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect(),
+        schema: crate::exec::store::columns_of(&o.schema),
         rows: o.rows,
         rejected_rows: 0,
         bytes: o.files.iter().map(|f| f.bytes).sum(),

@@ -193,8 +193,7 @@ impl ChatBuilder {
             Arc::new(self.reference.finish()),
             Arc::new(self.metadata.finish()),
         ];
-        // ok: the columns match the schema by construction.
-        RecordBatch::try_new(chat_schema(), cols).expect("chat batch")
+        RecordBatch::try_new(chat_schema(), cols).expect("chat batch") // ok: columns match the schema by construction
     }
 }
 
@@ -249,8 +248,7 @@ impl PreferenceBuilder {
             Arc::new(self.source.finish()),
             Arc::new(self.metadata.finish()),
         ];
-        // ok: the columns match the schema by construction.
-        RecordBatch::try_new(preferences_schema(), cols).expect("preferences batch")
+        RecordBatch::try_new(preferences_schema(), cols).expect("preferences batch") // ok: columns match the schema by construction
     }
 }
 

@@ -92,8 +92,7 @@ impl DocBuilder {
             Arc::new(self.source.finish()),
             Arc::new(self.metadata.finish()),
         ];
-        // ok: the columns match the schema by construction.
-        RecordBatch::try_new(documents_schema(), cols).expect("documents batch")
+        RecordBatch::try_new(documents_schema(), cols).expect("documents batch") // ok: columns match the schema by construction
     }
 }
 
@@ -152,6 +151,5 @@ pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
         step,
         reason,
     ];
-    // ok: the columns match the schema by construction.
-    RecordBatch::try_new(rejected_schema(), cols).expect("rejected batch")
+    RecordBatch::try_new(rejected_schema(), cols).expect("rejected batch") // ok: columns match the schema by construction
 }

@@ -87,13 +87,27 @@ pub struct Output {
     pub content_hash: Option<String>,
 }
 
+/// One unit per data file of the node's `input` artifact (the grain at
+/// which ops over a table shard).
+fn input_file_units(inputs: &BTreeMap<String, Artifact>) -> Vec<Unit> {
+    let Some(a) = inputs.get("input") else { return vec![] };
+    a.manifest
+        .files
+        .iter()
+        .map(|f| Unit {
+            label: f.name.clone(),
+            bytes: f.rows,
+        })
+        .collect()
+}
+
 /// The units of a node's work.
 pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Artifact>) -> Result<Vec<Unit>, NodeError> {
     let _ = pipeline;
     match &node.op {
         Op::Read(p) => read::units(p),
         Op::Sample(p) => Ok(sample::units(p, inputs)),
-        Op::Tokenize(_) => Ok(tokenize::units(inputs)),
+        Op::Tokenize(_) => Ok(input_file_units(inputs)),
         Op::Write(_) | Op::TrainTokenizer(_) | Op::Tokenizer(_) | Op::Pack(_) => Ok(vec![Unit {
             label: "all".into(),
             bytes: 0,

@@ -26,14 +26,7 @@ pub(super) fn units(p: &SampleParams, inputs: &BTreeMap<String, Artifact>) -> Ve
             bytes: a.manifest.rows,
         }];
     }
-    a.manifest
-        .files
-        .iter()
-        .map(|f| Unit {
-            label: f.name.clone(),
-            bytes: f.rows,
-        })
-        .collect()
+    super::input_file_units(inputs)
 }
 
 /// Whether the row with this key is kept at `fraction` (uniform in [0, 1)).

@@ -1,9 +1,8 @@
 //! `tokenize`: documents or chats → token ids. Units are the input's files,
 //! so the op shards; rows within a batch are encoded in parallel.
 
-use super::{Ctx, NodeError, Output, Unit};
+use super::{Ctx, NodeError, Output};
 use crate::exec::sink::TableSink;
-use crate::exec::store::Artifact;
 use crate::io::docs::Reject;
 use crate::io::table::parquet_batches;
 use crate::spec::Kind;
@@ -15,22 +14,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-pub(super) fn units(inputs: &BTreeMap<String, Artifact>) -> Vec<Unit> {
-    let Some(a) = inputs.get("input") else { return vec![] };
-    a.manifest
-        .files
-        .iter()
-        .map(|f| Unit {
-            label: f.name.clone(),
-            bytes: f.rows,
-        })
-        .collect()
-}
 
 /// `id, input_ids, [loss_mask], n_bytes` (DESIGN.md, data contracts).
 pub fn tokens_schema(with_mask: bool) -> SchemaRef {

@@ -158,10 +158,7 @@ fn manifest(pl: &Planned, node: &NodeSpec, out: Output, secs: f64) -> Manifest {
         extra: out.extra,
         shard: None,
         parts: 1,
-        completed_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        completed_unix: store::unix_now(),
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

@@ -209,3 +209,11 @@ pub fn columns_of(schema: &arrow::datatypes::Schema) -> Vec<Column> {
         })
         .collect()
 }
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

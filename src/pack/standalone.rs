@@ -55,10 +55,7 @@ pub fn manifest(o: &PackOutput, cfg: &PackConfig, meta: &TokenMeta, input: Optio
         extra: o.extra(cfg, meta),
         shard: None,
         parts: 1,
-        completed_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        completed_unix: store::unix_now(),
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

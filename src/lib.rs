@@ -4,8 +4,13 @@
 //! exchange typed artifacts; [`exec`] runs it with caching by fingerprint;
 //! [`io`] reads and writes the Arrow data. See DESIGN.md for the map.
 
+pub mod backend;
+pub mod clean;
 pub mod exec;
+pub mod infer;
 pub mod io;
+pub mod model;
 pub mod pack;
 pub mod spec;
 pub mod tokenize;
+pub mod train;

@@ -9,7 +9,9 @@
 //! module knows about YAML or the engine: `exec` fuses the steps into one
 //! streaming pass per shard.
 
+pub mod chain;
 pub mod dedup;
+pub mod expr;
 pub mod extract;
 pub mod filters;
 pub mod langid;

@@ -2,7 +2,7 @@
 //! order, writes data and rejected Parquet files, counts rejects by reason
 //! and hashes rows per unit, so parsing and writing overlap.
 
-use crate::io::docs::{Reject, rejects_batch};
+use crate::io::docs::{Reject, reason_class, rejects_batch};
 use crate::io::hash::{RowsHash, hash_rows};
 use crate::io::writer::{FileInfo, PartWriter};
 use arrow::datatypes::SchemaRef;
@@ -40,25 +40,6 @@ pub struct SinkResult {
 pub struct TableSink {
     tx: Option<Sender<Msg>>,
     handle: Option<JoinHandle<Result<SinkResult, String>>>,
-}
-
-/// Folds a reason to its class: text before the first `:`, digits as `N`.
-pub fn reason_class(reason: &str) -> String {
-    let head = reason.split(':').next().unwrap_or(reason);
-    let mut out = String::with_capacity(head.len());
-    let mut prev_digit = false;
-    for c in head.chars() {
-        if c.is_ascii_digit() {
-            if !prev_digit {
-                out.push('N');
-            }
-            prev_digit = true;
-        } else {
-            out.push(c);
-            prev_digit = false;
-        }
-    }
-    out
 }
 
 impl TableSink {

@@ -153,3 +153,22 @@ pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
     ];
     RecordBatch::try_new(rejected_schema(), cols).expect("rejected batch") // ok: columns match the schema by construction
 }
+
+/// Folds a reason to its class: text before the first `:`, digits as `N`.
+pub fn reason_class(reason: &str) -> String {
+    let head = reason.split(':').next().unwrap_or(reason);
+    let mut out = String::with_capacity(head.len());
+    let mut prev_digit = false;
+    for c in head.chars() {
+        if c.is_ascii_digit() {
+            if !prev_digit {
+                out.push('N');
+            }
+            prev_digit = true;
+        } else {
+            out.push(c);
+            prev_digit = false;
+        }
+    }
+    out
+}

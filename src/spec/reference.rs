@@ -1,7 +1,7 @@
 //! The YAML reference, generated from the op parameter schemas. The README
 //! embeds this text; a test fails when the two differ.
 
-use super::ops::{OP_NAMES, Op};
+use super::ops::{OP_NAMES, Op, STEP_NAMES, Step};
 use serde_json::Value;
 
 /// Markdown for every op: one table of fields (name, type, default, meaning).
@@ -12,34 +12,46 @@ pub fn markdown() -> String {
     out.push_str("`nodes` (mapping of node id to `{op: <op>, <fields>}`).\n");
     for name in OP_NAMES {
         let Some(schema) = Op::schema(name) else { continue };
-        let schema = schema.to_value();
         out.push_str(&format!("\n### `{name}`\n\n{}\n\n", Op::about(name)));
-        out.push_str("| field | type | default | meaning |\n|---|---|---|---|\n");
-        let required: Vec<&str> = schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let Some(props) = schema.get("properties").and_then(Value::as_object) else {
-            continue;
-        };
-        for (field, p) in props {
-            let default = if required.contains(&field.as_str()) {
-                "required".to_string()
-            } else {
-                match p.get("default") {
-                    Some(Value::Null) | None => "none".to_string(),
-                    Some(v) => format!("`{v}`"),
-                }
-            };
-            let doc = p
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .replace('\n', " ")
-                .replace('|', "\\|");
-            out.push_str(&format!("| `{field}` | {} | {default} | {doc} |\n", type_label(p, &schema)));
+        out.push_str(&fields_table(&schema.to_value()));
+        if *name == "clean" {
+            for step in STEP_NAMES {
+                let Some(schema) = Step::schema(step) else { continue };
+                out.push_str(&format!("\n#### step `{step}`\n\n{}\n\n", Step::about(step)));
+                out.push_str(&fields_table(&schema.to_value()));
+            }
         }
+    }
+    out
+}
+
+/// One table of fields (name, type, default, meaning) for a params schema.
+fn fields_table(schema: &Value) -> String {
+    let mut out = String::from("| field | type | default | meaning |\n|---|---|---|---|\n");
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return out;
+    };
+    for (field, p) in props {
+        let default = if required.contains(&field.as_str()) {
+            "required".to_string()
+        } else {
+            match p.get("default") {
+                Some(Value::Null) | None => "none".to_string(),
+                Some(v) => format!("`{v}`"),
+            }
+        };
+        let doc = p
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .replace('\n', " ")
+            .replace('|', "\\|");
+        out.push_str(&format!("| `{field}` | {} | {default} | {doc} |\n", type_label(p, schema)));
     }
     out
 }

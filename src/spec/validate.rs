@@ -191,7 +191,7 @@ fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeS
         Ok(op) => {
             for (field, message) in op.check() {
                 // A value given with --set has no location: say so rather than point elsewhere.
-                let loc = match body.get(&field) {
+                let loc = match body.find_path(&path_segments(&field)) {
                     Some(y) => y.loc,
                     None => key.loc,
                 };
@@ -218,13 +218,12 @@ fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeS
             })
         }
         Err(e) => {
-            let path: Vec<String> = e.path().iter().map(|s| s.to_string().trim_start_matches('.').to_string()).collect();
-            let path: Vec<String> = path.into_iter().filter(|s| !s.is_empty() && s != "?").collect();
+            let path = path_segments(&e.path().to_string());
             let msg = e.inner().to_string();
             // serde reports a missing field at the struct itself: name it.
             let (field, at) = match msg.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
                 Some(f) => (f.to_string(), key),
-                None => (path.join("."), body.at_path(&path)),
+                None => (field_name(&path), body.at_path(&path)),
             };
             let field = if field.is_empty() { None } else { Some(field.as_str()) };
             let from_set = at.loc.is_none() && !path.is_empty();
@@ -391,4 +390,30 @@ fn check_graph(nodes: &mut [NodeSpec], nodes_y: Option<&Y>, problems: &mut Vec<P
             }
         }
     }
+}
+
+/// `steps[2].expr.sql` → `["steps", "2", "expr", "sql"]`, for locating a
+/// field in the YAML tree.
+fn path_segments(field: &str) -> Vec<String> {
+    field
+        .split(['.', '['])
+        .map(|s| s.trim_end_matches(']').to_string())
+        .filter(|s| !s.is_empty() && s != "?")
+        .collect()
+}
+
+/// Segments back to a field name: `steps[2].expr.sql`.
+fn field_name(segs: &[String]) -> String {
+    let mut out = String::new();
+    for s in segs {
+        if s.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{s}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(s);
+        }
+    }
+    out
 }

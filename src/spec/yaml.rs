@@ -130,8 +130,20 @@ impl Y {
         }
     }
 
-    /// The value at a dotted path of map keys and list indices, or the
-    /// deepest ancestor that exists (so an error always has somewhere to point).
+    /// The value at a path of map keys and list indices, if it exists.
+    pub fn find_path<'a>(&'a self, path: &[String]) -> Option<&'a Y> {
+        let mut cur = self;
+        for seg in path {
+            cur = match &cur.v {
+                YV::Map(_) => cur.get(seg)?,
+                YV::Seq(items) => items.get(seg.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+
+    /// The node at `path`, or the deepest node on the way to it.
     pub fn at_path<'a>(&'a self, path: &[String]) -> &'a Y {
         let mut cur = self;
         for seg in path {

@@ -62,9 +62,11 @@ pub struct InputRef<'a> {
 /// A value out of range: (field, message).
 pub type RangeProblem = (String, String);
 
+mod clean;
 mod data;
 mod tokens;
 
+pub use clean::*;
 pub use data::*;
 pub use tokens::*;
 
@@ -85,10 +87,21 @@ pub enum Op {
     Tokenize(TokenizeParams),
     /// `pack`
     Pack(PackParams),
+    /// `clean`
+    Clean(CleanParams),
 }
 
 /// Every op name, for suggestions and the reference.
-pub const OP_NAMES: &[&str] = &["read", "sample", "write", "train_tokenizer", "tokenizer", "tokenize", "pack"];
+pub const OP_NAMES: &[&str] = &[
+    "read",
+    "sample",
+    "write",
+    "clean",
+    "train_tokenizer",
+    "tokenizer",
+    "tokenize",
+    "pack",
+];
 
 /// Applies `$body` to the params of whichever op `$op` is.
 macro_rules! each_op {
@@ -101,6 +114,7 @@ macro_rules! each_op {
             Op::Tokenizer($p) => $body,
             Op::Tokenize($p) => $body,
             Op::Pack($p) => $body,
+            Op::Clean($p) => $body,
         }
     };
 }
@@ -116,6 +130,7 @@ impl Op {
             Op::Tokenizer(_) => "tokenizer",
             Op::Tokenize(_) => "tokenize",
             Op::Pack(_) => "pack",
+            Op::Clean(_) => "clean",
         }
     }
 
@@ -129,6 +144,7 @@ impl Op {
             "tokenizer" => Op::Tokenizer(de(v)?),
             "tokenize" => Op::Tokenize(de(v)?),
             "pack" => Op::Pack(de(v)?),
+            "clean" => Op::Clean(de(v)?),
             _ => Op::Write(de(v)?),
         })
     }
@@ -143,6 +159,7 @@ impl Op {
             "tokenizer" => schemars::schema_for!(TokenizerParams),
             "tokenize" => schemars::schema_for!(TokenizeParams),
             "pack" => schemars::schema_for!(PackParams),
+            "clean" => schemars::schema_for!(CleanParams),
             _ => return None,
         })
     }
@@ -173,6 +190,7 @@ impl Op {
                 },
             ],
             Op::Pack(p) => vec![input(&p.input, &[Kind::Tokens])],
+            Op::Clean(p) => vec![input(&p.input, &[Kind::Documents])],
         }
     }
 
@@ -186,6 +204,7 @@ impl Op {
             Op::TrainTokenizer(_) | Op::Tokenizer(_) => Kind::Tokenizer,
             Op::Tokenize(_) => Kind::Tokens,
             Op::Pack(_) => Kind::Packed,
+            Op::Clean(_) => Kind::Documents,
         }
     }
 
@@ -199,6 +218,7 @@ impl Op {
             Op::TrainTokenizer(p) => p.check(),
             Op::Tokenize(p) => p.check(),
             Op::Pack(p) => p.check(),
+            Op::Clean(p) => p.check(),
         }
     }
 
@@ -211,7 +231,7 @@ impl Op {
     /// Whether `--shard i/N` can split this op's work.
     pub fn shardable(&self) -> bool {
         match self {
-            Op::Read(_) | Op::Tokenize(_) => true,
+            Op::Read(_) | Op::Tokenize(_) | Op::Clean(_) => true,
             Op::Sample(p) => p.fraction.is_some(),
             _ => false,
         }
@@ -228,6 +248,9 @@ impl Op {
             "train_tokenizer" => "Trains a byte-level BPE tokenizer on `documents` (kind `tokenizer`, an HF `tokenizer.json`).",
             "tokenizer" => "Imports an existing HF `tokenizer.json` (kind `tokenizer`).",
             "tokenize" => "Encodes `documents` or `chat` into token ids (kind `tokens`); chats get a loss mask.",
+            "clean" => {
+                "Cleans `documents` with an ordered list of row-wise steps (extraction, language ID, quality rules, PII, SQL), fused into one streaming pass; dropped documents go to `rejected/` with the step and reason, and the manifest holds the funnel."
+            }
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
             _ => "",
         }

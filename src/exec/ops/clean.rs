@@ -1,0 +1,252 @@
+//! `clean`: documents → documents through the fused step chain of
+//! [`crate::clean::chain`]. Units are the input's files, so the op shards;
+//! each Parquet batch goes through every step before the next is read, so
+//! memory stays flat whatever the input size.
+
+use super::{Ctx, NodeError, Output};
+use crate::clean::chain::{self, Doc, Stage, StepCount};
+use crate::clean::expr::ExprFilter;
+use crate::exec::sink::TableSink;
+use crate::io::docs::Reject;
+use crate::io::table::parquet_batches;
+use crate::spec::ops::{CleanParams, Step as StepSpec};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, StringArray, UInt32Array};
+use arrow::compute::{filter_record_batch, take};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use serde_json::{Map, Value, json};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Builds the chain of a node's steps (lists loaded, expressions parsed).
+pub fn compile(steps: &[StepSpec]) -> Result<Vec<chain::Step>, String> {
+    let mut out = Vec::with_capacity(steps.len());
+    for (i, s) in steps.iter().enumerate() {
+        let stage = match s {
+            StepSpec::Expr(p) => Stage::Expr(ExprFilter::new(&p.sql).map_err(|e| format!("steps[{i}].expr: {e}"))?),
+        };
+        out.push(chain::Step { name: s.name(), stage });
+    }
+    Ok(out)
+}
+
+/// The columns the steps add (or overwrite) after the input's own.
+fn added_fields(steps: &[StepSpec]) -> Vec<Field> {
+    let mut f = Vec::new();
+    let has = |n: &str| steps.iter().any(|s| s.name() == n);
+    if has("extract") {
+        f.push(Field::new("title", DataType::Utf8, true));
+    }
+    if has("langid") {
+        f.push(Field::new("lang", DataType::Utf8, true));
+        f.push(Field::new("lang_score", DataType::Float64, true));
+    }
+    f
+}
+
+/// Row `i` of a string column, `None` where null.
+type StrAt<'b> = Box<dyn Fn(usize) -> Option<&'b str> + 'b>;
+
+/// A string column by name (`Utf8` or `LargeUtf8`).
+fn str_col<'b>(batch: &'b RecordBatch, name: &str) -> Result<Option<StrAt<'b>>, String> {
+    let Some(c) = batch.column_by_name(name) else { return Ok(None) };
+    Ok(Some(match c.data_type() {
+        DataType::Utf8 => {
+            let a = c.as_string::<i32>();
+            Box::new(move |i| a.is_valid(i).then(|| a.value(i)))
+        }
+        DataType::LargeUtf8 => {
+            let a = c.as_string::<i64>();
+            Box::new(move |i| a.is_valid(i).then(|| a.value(i)))
+        }
+        t => return Err(format!("column `{name}` is {t}, not text")),
+    }))
+}
+
+/// Per-node running totals.
+#[derive(Default)]
+struct Totals {
+    docs_in: u64,
+    bytes_in: u64,
+    kept: u64,
+    bytes_out: u64,
+    null_text: u64,
+}
+
+pub(super) fn run(ctx: &Ctx, p: &CleanParams, range: Range<usize>) -> Result<Output, NodeError> {
+    let a = ctx
+        .inputs
+        .get("input")
+        .ok_or_else(|| NodeError::Failed("input artifact missing".into()))?;
+    let steps = compile(&p.steps)?;
+    let added = added_fields(&p.steps);
+    let mut funnel: Vec<StepCount> = steps
+        .iter()
+        .map(|s| StepCount {
+            step: s.name.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let mut t = Totals::default();
+    ctx.bar.set_length(range.clone().map(|i| a.manifest.files[i].rows).sum());
+    let sink = TableSink::start(ctx.out, p.shard_bytes);
+    for i in range {
+        let name = &a.manifest.files[i].name;
+        for batch in parquet_batches(&a.dir.join(name))? {
+            if ctx.cancel.load(Ordering::Relaxed) {
+                return Err(NodeError::Cancelled);
+            }
+            let batch = batch?;
+            let (kept, rejects) = clean_batch(&steps, &added, &batch, name, &mut funnel, &mut t).map_err(|e| format!("{name}: {e}"))?;
+            ctx.bar.inc(batch.num_rows() as u64);
+            sink.rejects(rejects)?;
+            if let Some(k) = kept {
+                sink.rows(k)?;
+            }
+        }
+        ctx.log.line(format!("cleaned {name}"));
+    }
+    let table = sink.finish()?;
+    let mut per_step = Map::new();
+    for (k, c) in funnel.iter().enumerate() {
+        let repeat = funnel[..k].iter().filter(|x| x.step == c.step).count();
+        let key = if repeat == 0 {
+            c.step.clone()
+        } else {
+            format!("{}#{}", c.step, repeat + 1)
+        };
+        per_step.insert(key, serde_json::to_value(c).unwrap_or(Value::Null));
+    }
+    ctx.log.line(format!(
+        "kept {} of {} documents ({} of {} bytes)",
+        t.kept, t.docs_in, t.bytes_out, t.bytes_in
+    ));
+    let stats = json!({ "clean": {
+        "docs_in": t.docs_in, "bytes_in": t.bytes_in, "kept": t.kept, "bytes_out": t.bytes_out,
+        "dropped": t.docs_in - t.kept, "null_text": t.null_text, "steps": per_step,
+    }});
+    let schema_hint = match a.manifest.schema.is_empty() {
+        true => vec![],
+        false => {
+            let mut cols = a.manifest.schema.clone();
+            cols.retain(|c| !added.iter().any(|f| f.name() == &c.name));
+            cols.extend(crate::exec::store::columns_of(&Schema::new(added.clone())));
+            cols
+        }
+    };
+    Ok(Output {
+        table,
+        stats,
+        extra: Value::Null,
+        schema_hint,
+        content_hash: None,
+    })
+}
+
+/// One batch through the chain: the kept rows (input columns, `text`
+/// rewritten, step columns added) and the rejects.
+fn clean_batch(
+    steps: &[chain::Step],
+    added: &[Field],
+    batch: &RecordBatch,
+    file: &str,
+    funnel: &mut [StepCount],
+    t: &mut Totals,
+) -> Result<(Option<RecordBatch>, Vec<Reject>), String> {
+    let n = batch.num_rows();
+    let text = str_col(batch, "text")?.ok_or("the input has no `text` column")?;
+    let id = str_col(batch, "id")?;
+    let url = str_col(batch, "url")?;
+    let source = str_col(batch, "source")?;
+    let id_of = |i: usize| {
+        id.as_ref()
+            .and_then(|f| f(i))
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{file}:{i}"))
+    };
+    let reject = |i: usize, text: String, step: &str, reason: String| Reject {
+        id: id_of(i),
+        text,
+        url: url.as_ref().and_then(|f| f(i)).map(str::to_string),
+        source: source.as_ref().and_then(|f| f(i)).unwrap_or("").to_string(),
+        file: file.to_string(),
+        line: None,
+        byte_offset: None,
+        step: step.to_string(),
+        reason,
+    };
+    let mut rejects = Vec::new();
+    // Rows with a null text never enter the chain.
+    let mut rows: Vec<usize> = Vec::with_capacity(n);
+    let mut docs: Vec<Doc> = Vec::with_capacity(n);
+    let ids: Vec<String> = (0..n).map(id_of).collect();
+    for (i, row_id) in ids.iter().enumerate() {
+        t.docs_in += 1;
+        match text(i) {
+            Some(s) => {
+                t.bytes_in += s.len() as u64;
+                rows.push(i);
+                docs.push(Doc::new(row_id, url.as_ref().and_then(|f| f(i)), s));
+            }
+            None => {
+                t.null_text += 1;
+                rejects.push(reject(i, String::new(), "clean", "null_text: the text is null".into()));
+            }
+        }
+    }
+    let input_col = |name: &str, live: &[usize]| -> Option<ArrayRef> {
+        let c = batch.column_by_name(name)?;
+        let idx = UInt32Array::from_iter_values(live.iter().map(|&k| rows[k] as u32));
+        take(c.as_ref(), &idx, None).ok()
+    };
+    let deaths = chain::run(steps, &mut docs, &input_col)?;
+    chain::tally(funnel, &docs, &deaths);
+    let mut keep = vec![false; n];
+    for ((doc, death), &row) in docs.iter().zip(&deaths).zip(&rows) {
+        match death {
+            Some(d) => rejects.push(reject(row, doc.text.to_string(), steps[d.step].name, d.reason.clone())),
+            None => {
+                keep[row] = true;
+                t.kept += 1;
+                t.bytes_out += doc.text.len() as u64;
+            }
+        }
+    }
+    let survivors: Vec<&Doc> = docs.iter().zip(&deaths).filter(|(_, d)| d.is_none()).map(|(d, _)| d).collect();
+    if survivors.is_empty() {
+        return Ok((None, rejects));
+    }
+    let kept = filter_record_batch(batch, &BooleanArray::from(keep)).map_err(|e| e.to_string())?;
+    let mut fields: Vec<Field> = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (f, c) in kept.schema().fields().iter().zip(kept.columns()) {
+        if added.iter().any(|a| a.name() == f.name()) {
+            continue; // a step's column replaces the input's
+        }
+        if f.name() == "text" {
+            let new: ArrayRef = match f.data_type() {
+                DataType::LargeUtf8 => Arc::new(arrow::array::LargeStringArray::from_iter_values(
+                    survivors.iter().map(|d| d.text.as_ref()),
+                )),
+                _ => Arc::new(StringArray::from_iter_values(survivors.iter().map(|d| d.text.as_ref()))),
+            };
+            fields.push(f.as_ref().clone());
+            cols.push(new);
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    for f in added {
+        let col: ArrayRef = match f.name().as_str() {
+            "title" => Arc::new(survivors.iter().map(|d| d.title.as_deref()).collect::<StringArray>()),
+            "lang" => Arc::new(survivors.iter().map(|d| d.lang).collect::<StringArray>()),
+            _ => Arc::new(survivors.iter().map(|d| d.lang_score).collect::<Float64Array>()),
+        };
+        fields.push(f.clone());
+        cols.push(col);
+    }
+    let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())?;
+    Ok((Some(out), rejects))
+}

@@ -1,0 +1,242 @@
+//! The CPU backend: f32 matmuls through the `gemm` crate, bf16 matmuls
+//! through our own AVX512-BF16 kernel (`bf16.rs`), both parallelised on the
+//! current rayon pool so the engine's `--threads` governs them.
+
+pub mod bf16;
+
+use super::{Backend, MatRef, Precision};
+
+/// Whether this CPU can run the AVX512-BF16 kernel (`vdpbf16ps`).
+pub fn has_avx512bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16") && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// CPU matmul backend. Holds the bf16 packing buffers so that, after the
+/// first step at a given size, a matmul allocates nothing of its own (the
+/// `gemm` crate's f32 path keeps its own packing scratch).
+#[derive(Debug)]
+pub struct CpuBackend {
+    /// True when bf16 was requested and the kernel is usable on this CPU.
+    bf16_kernel: bool,
+    pack_a: Vec<u32>,
+    pack_b: Vec<u32>,
+}
+
+impl CpuBackend {
+    /// A backend for `precision`; a `Bf16` request falls back to f32 on CPUs
+    /// without AVX512-BF16 (check [`Backend::precision`] to see which one is in effect).
+    pub fn new(precision: Precision) -> Self {
+        CpuBackend {
+            bf16_kernel: precision == Precision::Bf16 && has_avx512bf16(),
+            pack_a: Vec::new(),
+            pack_b: Vec::new(),
+        }
+    }
+
+    /// A `Bf16` backend forced onto the f32 fallback, so the fallback path can
+    /// be tested on a machine that has the bf16 instructions.
+    pub fn bf16_without_kernel() -> Self {
+        CpuBackend {
+            bf16_kernel: false,
+            pack_a: Vec::new(),
+            pack_b: Vec::new(),
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn precision(&self) -> Precision {
+        if self.bf16_kernel { Precision::Bf16 } else { Precision::F32 }
+    }
+
+    fn matmul(&mut self, m: usize, n: usize, k: usize, c: &mut [f32], ldc: usize, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
+        check_shapes(m, n, k, c, ldc, a, b);
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if !accumulate {
+                for r in 0..m {
+                    c[r * ldc..r * ldc + n].fill(0.0);
+                }
+            }
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.bf16_kernel {
+            bf16::matmul(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+            return;
+        }
+        gemm_f32(m, n, k, c, ldc, accumulate, a, b, true);
+    }
+}
+
+/// Panics with the offending shape when a view does not fit its slice; these
+/// are programming errors in the model, not input errors.
+fn check_shapes(m: usize, n: usize, k: usize, c: &[f32], ldc: usize, a: MatRef<'_>, b: MatRef<'_>) {
+    assert!(ldc >= n, "matmul: ldc {ldc} < n {n}");
+    assert!(
+        m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(),
+        "matmul: c too small for [{m}, {n}] with ldc {ldc}"
+    );
+    assert!(a.fits(m, k), "matmul: a too small for [{m}, {k}]");
+    assert!(b.fits(k, n), "matmul: b too small for [{k}, {n}]");
+}
+
+/// f32 GEMM through the `gemm` crate: `c = (accumulate ? c : 0) + a · b`.
+/// `parallel` uses the current rayon pool; pass false from inside a rayon task.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32(m: usize, n: usize, k: usize, c: &mut [f32], ldc: usize, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, parallel: bool) {
+    check_shapes(m, n, k, c, ldc, a, b);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let par = if parallel && threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: check_shapes proved every addressed element of a, b and c lies
+    // inside its slice, and c is borrowed mutably so nothing else aliases it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Serial f32 GEMM on raw strided pointers, for callers that write disjoint
+/// strided blocks of a shared buffer from inside rayon tasks (attention):
+/// `c[m, n] = (accumulate ? c : 0) + alpha · a[m, k] · b[k, n]`.
+///
+/// # Safety
+/// Every element `a + i·a_rs + p·a_cs` (i < m, p < k), `b + p·b_rs + j·b_cs`
+/// (p < k, j < n) must be readable and `c + i·ldc + j` (i < m, j < n)
+/// writable, with no other thread touching that block of c meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_f32_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    alpha: f32,
+    a: (*const f32, usize, usize),
+    b: (*const f32, usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: row i of c is writable per the contract.
+                unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
+            }
+        }
+        return;
+    }
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            ldc as isize,
+            accumulate,
+            a.0,
+            a.2 as isize,
+            a.1 as isize,
+            b.0,
+            b.2 as isize,
+            b.1 as isize,
+            1.0f32,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>) -> Vec<f64> {
+        let mut out = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k)
+                    .map(|p| a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64)
+                    .sum();
+            }
+        }
+        out
+    }
+
+    fn data(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = crate::model::rng::Rng::new(seed);
+        (0..len).map(|_| rng.normal() as f32).collect()
+    }
+
+    #[test]
+    fn f32_gemm_handles_transposed_views_and_accumulation() {
+        let (m, n, k) = (7, 5, 9);
+        let a = data(m * k, 1);
+        let bt = data(n * k, 2); // stored [n, k]: use its transpose as b [k, n]
+        let av = MatRef::row_major(&a, k);
+        let bv = MatRef::transposed(&bt, k);
+        let want = naive(m, n, k, av, bv);
+        let mut c = vec![1.0f32; m * n];
+        CpuBackend::new(Precision::F32).matmul(m, n, k, &mut c, n, true, av, bv);
+        for (got, want) in c.iter().zip(&want) {
+            assert!((*got as f64 - (want + 1.0)).abs() < 1e-4, "{got} vs {}", want + 1.0);
+        }
+    }
+
+    #[test]
+    fn forced_fallback_reports_f32_and_matches_f32() {
+        let mut fb = CpuBackend::bf16_without_kernel();
+        assert_eq!(fb.precision(), Precision::F32);
+        let (m, n, k) = (9, 33, 17);
+        let a = data(m * k, 3);
+        let b = data(k * n, 4);
+        let (av, bv) = (MatRef::row_major(&a, k), MatRef::row_major(&b, n));
+        let mut c1 = vec![0.0f32; m * n];
+        let mut c2 = vec![0.0f32; m * n];
+        fb.matmul(m, n, k, &mut c1, n, false, av, bv);
+        CpuBackend::new(Precision::F32).matmul(m, n, k, &mut c2, n, false, av, bv);
+        assert_eq!(c1, c2);
+    }
+}

@@ -1,0 +1,311 @@
+//! Causal multi-head self-attention, FlashAttention-style on the CPU.
+//!
+//! One rayon task per (batch, head). Rows are processed in blocks of `BLK`
+//! queries; a block only looks at keys `0..i1` (its last row), so the upper
+//! triangle is skipped block-wise and the scores of one block never exceed
+//! `BLK × T` floats. Forward saves only the output and the per-row
+//! log-sum-exp; backward recomputes the probabilities from Q, K and the lse
+//! (Dao et al. 2022, "FlashAttention", Alg. 4), so no `T × T` tensor is kept
+//! per (batch, head) across the step.
+//!
+//! Matmuls inside a task use the `gemm` crate serially in f32 (attention is a
+//! few percent of GPT-2's FLOPs at T ≤ 1024; bf16 is used for the projections).
+
+use super::{dot_lanes, fast_exp, max_lanes};
+use crate::backend::cpu::gemm_f32_raw;
+use rayon::prelude::*;
+
+/// Query rows per block.
+pub const BLK: usize = 64;
+
+/// Scratch floats per worker: two `BLK × T` blocks (scores/probabilities and
+/// their gradient).
+pub fn scratch_per_worker(t: usize) -> usize {
+    2 * BLK * t
+}
+
+/// Shared pointer to buffers that tasks write in disjoint strided pieces.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: tasks write disjoint (batch, head) column blocks; see the callers.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// Geometry of one call.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    c: usize,
+    nh: usize,
+    hs: usize,
+}
+
+/// Runs `f(task, worker_scratch)` for every (b, h) task: worker `w` of the
+/// `scratch.len() / per` workers takes tasks `w, w + workers, …`, a static
+/// split so the work (equal per task) and the results don't depend on
+/// scheduling.
+fn for_each_task(scratch: &mut [f32], per: usize, tasks: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let workers = (scratch.len() / per).clamp(1, tasks.max(1));
+    scratch[..workers * per].par_chunks_mut(per).enumerate().for_each(|(w, s)| {
+        for task in (w..tasks).step_by(workers) {
+            f(task, s);
+        }
+    });
+}
+
+/// `out = softmax(q·kᵀ/√hs + causal) · v` per head; saves `lse`.
+///
+/// Shapes: out `[B·T, C]`, lse `[B, NH, T]`, qkv `[B·T, 3C]` (q | k | v, head
+/// h at columns h·hs..), scratch `≥ scratch_per_worker(T)` (one block per
+/// worker; more workers = more parallelism).
+pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], b: usize, t: usize, nh: usize, scratch: &mut [f32]) {
+    let c = out.len() / (b * t);
+    let d = Dims { b, t, c, nh, hs: c / nh };
+    assert!(
+        out.len() == b * t * c && qkv.len() == b * t * 3 * c && lse.len() == b * nh * t,
+        "attention::forward shapes"
+    );
+    let (outp, lsep) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
+    for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
+        let (outp, lsep) = (outp, lsep);
+        // SAFETY: task (b, h) writes only rows b·T.. of out at columns
+        // h·hs..(h+1)·hs and lse[b, h, ..]; the asserted shapes keep every
+        // access in bounds.
+        unsafe { forward_task(d, task, outp.0, lsep.0, qkv, s) };
+    });
+}
+
+/// # Safety
+/// See [`forward`]: `out`/`lse` must be the full buffers of the asserted shapes.
+unsafe fn forward_task(d: Dims, task: usize, out: *mut f32, lse: *mut f32, qkv: &[f32], s: &mut [f32]) {
+    let Dims { t, c, hs, nh, .. } = d;
+    let (bi, h) = (task / nh, task % nh);
+    let q = &qkv[bi * t * 3 * c + h * hs..];
+    let (k, v) = (&q[c..], &q[2 * c..]);
+    let scale = 1.0 / (hs as f32).sqrt();
+    let scores = &mut s[..BLK * t];
+    for i0 in (0..t).step_by(BLK) {
+        let i1 = (i0 + BLK).min(t);
+        let (rows, cols) = (i1 - i0, i1);
+        // SAFETY: q/k rows i < T at stride 3C with hs columns lie in qkv;
+        // scores holds rows × T.
+        unsafe {
+            gemm_f32_raw(
+                rows,
+                cols,
+                hs,
+                scores.as_mut_ptr(),
+                t,
+                false,
+                scale,
+                (q[i0 * 3 * c..].as_ptr(), 3 * c, 1),
+                (k.as_ptr(), 1, 3 * c),
+            );
+        }
+        for r in 0..rows {
+            let i = i0 + r;
+            let row = &mut scores[r * t..r * t + cols];
+            let (live, dead) = row.split_at_mut(i + 1);
+            let max = max_lanes(live);
+            let mut sum = [0.0f32; 16];
+            for (j, x) in live.iter_mut().enumerate() {
+                *x = fast_exp(*x - max);
+                sum[j % 16] += *x;
+            }
+            let l: f32 = sum.iter().sum();
+            let inv = 1.0 / l;
+            for x in live.iter_mut() {
+                *x *= inv;
+            }
+            dead.fill(0.0);
+            // SAFETY: (b, h, i) is inside lse and owned by this task.
+            unsafe { *lse.add(task * t + i) = max + l.ln() };
+        }
+        // SAFETY: out rows b·T+i0.. at columns h·hs.. (owned by this task).
+        unsafe {
+            gemm_f32_raw(
+                rows,
+                hs,
+                cols,
+                out.add((bi * t + i0) * c + h * hs),
+                c,
+                false,
+                1.0,
+                (scores.as_ptr(), t, 1),
+                (v.as_ptr(), 3 * c, 1),
+            );
+        }
+    }
+}
+
+/// Backward of [`forward`]: writes `dqkv` (overwrites the whole buffer).
+///
+/// Shapes: dqkv, qkv `[B·T, 3C]`; dout, out `[B·T, C]`; lse `[B, NH, T]`;
+/// scratch as in [`forward`].
+#[allow(clippy::too_many_arguments)]
+pub fn backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], b: usize, t: usize, nh: usize, scratch: &mut [f32]) {
+    let c = out.len() / (b * t);
+    let d = Dims { b, t, c, nh, hs: c / nh };
+    assert!(
+        dqkv.len() == qkv.len() && qkv.len() == b * t * 3 * c && dout.len() == out.len() && lse.len() == b * nh * t,
+        "attention::backward shapes"
+    );
+    let dp = Shared(dqkv.as_mut_ptr());
+    for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
+        let dp = dp;
+        // SAFETY: task (b, h) writes only rows b·T.. of dqkv at its head's
+        // q, k and v columns; shapes asserted above.
+        unsafe { backward_task(d, task, dp.0, dout, qkv, out, lse, s) };
+    });
+}
+
+/// # Safety
+/// See [`backward`]: `dqkv` must be the full `[B·T, 3C]` buffer.
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_task(d: Dims, task: usize, dqkv: *mut f32, dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], s: &mut [f32]) {
+    let Dims { t, c, hs, nh, .. } = d;
+    let (bi, h) = (task / nh, task % nh);
+    let base = bi * t * 3 * c + h * hs;
+    let q = &qkv[base..];
+    let (k, v) = (&q[c..], &q[2 * c..]);
+    let (dq, dk, dv) = unsafe { (dqkv.add(base), dqkv.add(base + c), dqkv.add(base + 2 * c)) };
+    let dob = &dout[bi * t * c + h * hs..];
+    let ob = &out[bi * t * c + h * hs..];
+    let lse = &lse[task * t..(task + 1) * t];
+    let scale = 1.0 / (hs as f32).sqrt();
+    let (p, ds) = s[..2 * BLK * t].split_at_mut(BLK * t);
+    for i in 0..t {
+        // SAFETY: this task's dk/dv rows; accumulated over blocks below.
+        unsafe {
+            std::slice::from_raw_parts_mut(dk.add(i * 3 * c), hs).fill(0.0);
+            std::slice::from_raw_parts_mut(dv.add(i * 3 * c), hs).fill(0.0);
+        }
+    }
+    for i0 in (0..t).step_by(BLK) {
+        let i1 = (i0 + BLK).min(t);
+        let (rows, cols) = (i1 - i0, i1);
+        let qb = q[i0 * 3 * c..].as_ptr();
+        let dob_blk = dob[i0 * c..].as_ptr();
+        // SAFETY (all gemm calls): q/k/v/dout/out rows < T with hs columns at
+        // their strides lie inside their slices; p/ds hold rows × T; the
+        // dq/dk/dv blocks belong to this task.
+        unsafe {
+            // Recompute P = exp(scale·q·kᵀ − lse) on the causal part.
+            gemm_f32_raw(
+                rows,
+                cols,
+                hs,
+                p.as_mut_ptr(),
+                t,
+                false,
+                scale,
+                (qb, 3 * c, 1),
+                (k.as_ptr(), 1, 3 * c),
+            );
+            // dP = dO · vᵀ.
+            gemm_f32_raw(
+                rows,
+                cols,
+                hs,
+                ds.as_mut_ptr(),
+                t,
+                false,
+                1.0,
+                (dob_blk, c, 1),
+                (v.as_ptr(), 1, 3 * c),
+            );
+        }
+        for r in 0..rows {
+            let i = i0 + r;
+            let (prow, dsrow) = (&mut p[r * t..r * t + cols], &mut ds[r * t..r * t + cols]);
+            let li = lse[i];
+            for x in &mut prow[..=i] {
+                *x = fast_exp(*x - li);
+            }
+            prow[i + 1..].fill(0.0);
+            // D_i = dO_i · O_i equals Σ_j P_ij dP_ij (the softmax Jacobian's
+            // diagonal term), and is cheaper: hs instead of i multiply-adds.
+            let di = dot_lanes(&dob[i * c..i * c + hs], &ob[i * c..i * c + hs]);
+            for (g, &pv) in dsrow.iter_mut().zip(prow.iter()) {
+                *g = pv * (*g - di);
+            }
+        }
+        unsafe {
+            // dV[0..i1] += Pᵀ · dO[i0..i1].
+            gemm_f32_raw(cols, hs, rows, dv, 3 * c, true, 1.0, (p.as_ptr(), 1, t), (dob_blk, c, 1));
+            // dQ[i0..i1] = scale · dS · K[0..i1].
+            gemm_f32_raw(
+                rows,
+                hs,
+                cols,
+                dq.add(i0 * 3 * c),
+                3 * c,
+                false,
+                scale,
+                (ds.as_ptr(), t, 1),
+                (k.as_ptr(), 3 * c, 1),
+            );
+            // dK[0..i1] += scale · dSᵀ · Q[i0..i1].
+            gemm_f32_raw(cols, hs, rows, dk, 3 * c, true, scale, (ds.as_ptr(), 1, t), (qb, 3 * c, 1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ops::testutil::*;
+
+    /// f64 reference: causal softmax attention, returns `[B·T, C]`.
+    fn attn64(qkv: &[f64], b: usize, t: usize, c: usize, nh: usize) -> Vec<f64> {
+        let hs = c / nh;
+        let mut out = vec![0.0; b * t * c];
+        for bi in 0..b {
+            for h in 0..nh {
+                for i in 0..t {
+                    let qi = |d: usize| qkv[(bi * t + i) * 3 * c + h * hs + d];
+                    let s: Vec<f64> = (0..=i)
+                        .map(|j| (0..hs).map(|d| qi(d) * qkv[(bi * t + j) * 3 * c + c + h * hs + d]).sum::<f64>() / (hs as f64).sqrt())
+                        .collect();
+                    let m = s.iter().fold(f64::NEG_INFINITY, |a, &x| a.max(x));
+                    let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+                    for d in 0..hs {
+                        out[(bi * t + i) * c + h * hs + d] = (0..=i)
+                            .map(|j| (s[j] - m).exp() / z * qkv[(bi * t + j) * 3 * c + 2 * c + h * hs + d])
+                            .sum();
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn check(b: usize, t: usize, c: usize, nh: usize, workers: usize) {
+        let qkv = randn(b * t * 3 * c, 1, 1.0);
+        let dout = randn(b * t * c, 2, 1.0);
+        let mut out = vec![0.0f32; b * t * c];
+        let mut lse = vec![0.0f32; b * nh * t];
+        let mut scratch = vec![0.0f32; workers * scratch_per_worker(t)];
+        forward(&mut out, &mut lse, &f32s(&qkv), b, t, nh, &mut scratch);
+        let want = attn64(&qkv, b, t, c, nh);
+        for (o, w) in out.iter().zip(&want) {
+            assert!((*o as f64 - w).abs() < 1e-5, "out {o} vs {w}");
+        }
+        let mut dqkv = vec![f32::NAN; qkv.len()]; // every element must be written
+        backward(&mut dqkv, &f32s(&dout), &f32s(&qkv), &out, &lse, b, t, nh, &mut scratch);
+        let num = numeric_grad(&qkv, |x| attn64(x, b, t, c, nh).iter().zip(&dout).map(|(o, d)| o * d).sum());
+        assert_close("dqkv", &dqkv, &num, 1e-4);
+    }
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        check(2, 5, 8, 2, 3);
+    }
+
+    #[test]
+    fn backward_matches_across_row_blocks() {
+        // T > BLK exercises the block loop and the causal block skipping.
+        check(1, BLK + 6, 4, 2, 1);
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod acts;
 pub mod gpt;
+pub mod hf;
 pub mod ops;
 pub mod params;
 pub mod rng;
@@ -138,6 +139,9 @@ pub enum ModelError {
     /// A backward call without the forward state it needs.
     #[error("{0}")]
     State(&'static str),
+    /// A checkpoint file that cannot be read or written (the message names it).
+    #[error("{0}")]
+    Io(String),
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ pub fn build(
     let ctx = Ctx {
         pipeline: p,
         node,
+        fingerprint: &pl.fingerprint,
         out: &tmp,
         inputs: &inputs,
         cancel,

@@ -3,6 +3,8 @@
 //! trainers (pretrain, SFT, reward, PPO) build on these.
 
 pub mod adamw;
+pub mod checkpoint;
+pub mod pretrain;
 pub mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig, grad_norm};

@@ -2,6 +2,7 @@
 //! sharding) and runs a contiguous range of them into a scratch directory.
 
 mod clean;
+mod model;
 mod pack;
 mod read;
 mod sample;
@@ -51,6 +52,9 @@ pub struct Ctx<'a> {
     pub pipeline: &'a Pipeline,
     /// This node.
     pub node: &'a NodeSpec,
+    /// This node's fingerprint (keys state that must survive a crash, like
+    /// training checkpoints, to exactly this configuration).
+    pub fingerprint: &'a str,
     /// Scratch directory to write into.
     pub out: &'a Path,
     /// Finished input artifacts by field.
@@ -109,7 +113,13 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
         Op::Read(p) => read::units(p),
         Op::Sample(p) => Ok(sample::units(p, inputs)),
         Op::Tokenize(_) | Op::Clean(_) => Ok(input_file_units(inputs)),
-        Op::Write(_) | Op::TrainTokenizer(_) | Op::Tokenizer(_) | Op::Pack(_) => Ok(vec![Unit {
+        Op::Write(_)
+        | Op::TrainTokenizer(_)
+        | Op::Tokenizer(_)
+        | Op::Pack(_)
+        | Op::Pretrain(_)
+        | Op::Eval(_)
+        | Op::ImportModel(_) => Ok(vec![Unit {
             label: "all".into(),
             bytes: 0,
         }]),
@@ -127,5 +137,8 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Tokenize(p) => tokenize::run(ctx, p, range),
         Op::Pack(p) => pack::run(ctx, p),
         Op::Clean(p) => clean::run(ctx, p, range),
+        Op::Pretrain(p) => model::pretrain(ctx, p),
+        Op::Eval(p) => model::eval(ctx, p),
+        Op::ImportModel(p) => model::import(ctx, p),
     }
 }

@@ -62,7 +62,9 @@ pub(super) fn run(ctx: &Ctx, p: &PackParams) -> Result<Output, NodeError> {
         serde_json::to_string(&o.stats()).unwrap_or_default()
     ));
     let stats = json!({ "pack": o.stats() });
-    let extra = o.extra(&cfg, &input.meta);
+    let mut extra = o.extra(&cfg, &input.meta);
+    // Training reports bits per byte with the corpus's mean bytes per token.
+    extra["bytes_per_token"] = a.manifest.stats["tokenize"]["bytes_per_token"].clone();
     Ok(Output {
         table: SinkResult {
             files: o.files,

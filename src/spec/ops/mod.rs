@@ -65,10 +65,12 @@ pub type RangeProblem = (String, String);
 mod clean;
 mod data;
 mod tokens;
+mod train;
 
 pub use clean::*;
 pub use data::*;
 pub use tokens::*;
+pub use train::*;
 
 /// A node's op with its typed parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +91,12 @@ pub enum Op {
     Pack(PackParams),
     /// `clean`
     Clean(CleanParams),
+    /// `pretrain`
+    Pretrain(PretrainParams),
+    /// `eval`
+    Eval(EvalParams),
+    /// `import_model`
+    ImportModel(ImportModelParams),
 }
 
 /// Every op name, for suggestions and the reference.
@@ -101,6 +109,9 @@ pub const OP_NAMES: &[&str] = &[
     "tokenizer",
     "tokenize",
     "pack",
+    "pretrain",
+    "import_model",
+    "eval",
 ];
 
 /// Applies `$body` to the params of whichever op `$op` is.
@@ -115,6 +126,9 @@ macro_rules! each_op {
             Op::Tokenize($p) => $body,
             Op::Pack($p) => $body,
             Op::Clean($p) => $body,
+            Op::Pretrain($p) => $body,
+            Op::Eval($p) => $body,
+            Op::ImportModel($p) => $body,
         }
     };
 }
@@ -131,6 +145,9 @@ impl Op {
             Op::Tokenize(_) => "tokenize",
             Op::Pack(_) => "pack",
             Op::Clean(_) => "clean",
+            Op::Pretrain(_) => "pretrain",
+            Op::Eval(_) => "eval",
+            Op::ImportModel(_) => "import_model",
         }
     }
 
@@ -145,6 +162,9 @@ impl Op {
             "tokenize" => Op::Tokenize(de(v)?),
             "pack" => Op::Pack(de(v)?),
             "clean" => Op::Clean(de(v)?),
+            "pretrain" => Op::Pretrain(de(v)?),
+            "eval" => Op::Eval(de(v)?),
+            "import_model" => Op::ImportModel(de(v)?),
             _ => Op::Write(de(v)?),
         })
     }
@@ -160,6 +180,9 @@ impl Op {
             "tokenize" => schemars::schema_for!(TokenizeParams),
             "pack" => schemars::schema_for!(PackParams),
             "clean" => schemars::schema_for!(CleanParams),
+            "pretrain" => schemars::schema_for!(PretrainParams),
+            "eval" => schemars::schema_for!(EvalParams),
+            "import_model" => schemars::schema_for!(ImportModelParams),
             _ => return None,
         })
     }
@@ -177,7 +200,7 @@ impl Op {
             accepts,
         };
         match self {
-            Op::Read(_) | Op::Tokenizer(_) => vec![],
+            Op::Read(_) | Op::Tokenizer(_) | Op::ImportModel(_) => vec![],
             Op::Sample(p) => vec![input(&p.input, Kind::TABLES)],
             Op::Write(p) => vec![input(&p.input, Kind::TABLES)],
             Op::TrainTokenizer(p) => vec![input(&p.input, &[Kind::Documents])],
@@ -191,6 +214,32 @@ impl Op {
             ],
             Op::Pack(p) => vec![input(&p.input, &[Kind::Tokens])],
             Op::Clean(p) => vec![input(&p.input, &[Kind::Documents])],
+            Op::Pretrain(p) => {
+                let mut v = vec![
+                    input(&p.input, &[Kind::Packed]),
+                    InputRef {
+                        field: "tokenizer",
+                        node: &p.tokenizer,
+                        accepts: &[Kind::Tokenizer],
+                    },
+                ];
+                if let Some(init) = &p.init {
+                    v.push(InputRef {
+                        field: "init",
+                        node: init,
+                        accepts: &[Kind::Model],
+                    });
+                }
+                v
+            }
+            Op::Eval(p) => vec![
+                InputRef {
+                    field: "model",
+                    node: &p.model,
+                    accepts: &[Kind::Model],
+                },
+                input(&p.input, &[Kind::Documents]),
+            ],
         }
     }
 
@@ -205,6 +254,8 @@ impl Op {
             Op::Tokenize(_) => Kind::Tokens,
             Op::Pack(_) => Kind::Packed,
             Op::Clean(_) => Kind::Documents,
+            Op::Pretrain(_) | Op::ImportModel(_) => Kind::Model,
+            Op::Eval(_) => Kind::Report,
         }
     }
 
@@ -219,6 +270,9 @@ impl Op {
             Op::Tokenize(p) => p.check(),
             Op::Pack(p) => p.check(),
             Op::Clean(p) => p.check(),
+            Op::Pretrain(p) => p.check(),
+            Op::Eval(p) => p.check(),
+            Op::ImportModel(p) => p.check(),
         }
     }
 
@@ -226,6 +280,7 @@ impl Op {
     pub fn uses_seed(&self) -> bool {
         matches!(self, Op::Sample(p) if p.fraction.is_some())
             || matches!(self, Op::Pack(p) if p.shuffle || p.val_fraction > 0.0 || p.val_docs.is_some())
+            || matches!(self, Op::Pretrain(_))
     }
 
     /// Whether `--shard i/N` can split this op's work.
@@ -251,6 +306,11 @@ impl Op {
             "clean" => {
                 "Cleans `documents` with an ordered list of row-wise steps (extraction, language ID, quality rules, PII, SQL), fused into one streaming pass; dropped documents go to `rejected/` with the step and reason, and the manifest holds the funnel."
             }
+            "pretrain" => {
+                "Trains a GPT-2 (kiln's own forward/backward, CPU backend) on `packed` rows; makes a `model` that `transformers` opens (`model.safetensors`, `config.json`, `tokenizer.json`) plus `metrics.jsonl`. Resumes from its last checkpoint when re-run."
+            }
+            "eval" => "Loss and bits per byte of a `model` on `documents` (kind `report`).",
+            "import_model" => "Imports a Hugging Face GPT-2 directory (safetensors) as a `model`.",
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
             _ => "",
         }

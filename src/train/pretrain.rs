@@ -1,0 +1,297 @@
+//! The pretraining loop: micro-batches from the packed loader, gradient
+//! accumulation, clipping, AdamW under a schedule, periodic evaluation on
+//! the val split, atomic checkpoints, and a `metrics.jsonl` line per step.
+//!
+//! Resuming: the loop starts from the newest checkpoint in its checkpoint
+//! directory (which the engine keys by the node's fingerprint, so a changed
+//! config never resumes a stale run). Parameters, moments, the AdamW step
+//! and the loader position are restored exactly, and every batch and
+//! reduction is deterministic for a thread count, so a run killed at any
+//! step and restarted ends bit-identical to one that was never stopped.
+
+use super::checkpoint::{self, Buffers, TrainState};
+use super::{AdamW, AdamWConfig, Schedule, grad_norm};
+use crate::model::Gpt;
+use crate::pack::loader::{Batch, Loader};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What the loop needs besides the model and data.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Optimizer steps in all.
+    pub max_steps: u64,
+    /// Learning rate by step.
+    pub schedule: Schedule,
+    /// AdamW hyper-parameters.
+    pub adamw: AdamWConfig,
+    /// Global grad-norm clip (0 = off).
+    pub grad_clip: f32,
+    /// Evaluate every N steps (0: only at the end).
+    pub eval_every: u64,
+    /// Val batches per evaluation.
+    pub eval_batches: u64,
+    /// Checkpoint every N steps (0: never).
+    pub checkpoint_every: u64,
+    /// Bytes per token of the corpus, for bits per byte.
+    pub bytes_per_token: Option<f64>,
+    /// Peak FLOP/s for MFU.
+    pub peak_flops: f64,
+}
+
+/// The engine's progress, Ctrl-C flag and log, as the loop sees them.
+pub trait Hooks {
+    /// After each optimizer step.
+    fn step(&self, step: u64, loss: f32, tokens_per_s: f64);
+    /// Whether to stop now.
+    fn cancelled(&self) -> bool;
+    /// A line for the node's log.
+    fn note(&self, msg: &str);
+}
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Ctrl-C.
+    #[error("cancelled")]
+    Cancelled,
+    /// Anything else; the message says what and where.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for TrainError {
+    fn from(s: String) -> Self {
+        TrainError::Failed(s)
+    }
+}
+
+/// The result of a finished run.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Steps completed.
+    pub steps: u64,
+    /// Loss of the last step.
+    pub loss: f32,
+    /// Training tokens consumed.
+    pub tokens: u64,
+    /// Final val loss and bits per byte, if there is a val split.
+    pub val: Option<(f32, Option<f64>)>,
+    /// Steps this process ran (the rest came from a checkpoint).
+    pub steps_run: u64,
+}
+
+/// Inputs, targets and mask of one micro-batch, `[B·T]` each.
+struct Micro {
+    inputs: Vec<u32>,
+    targets: Vec<u32>,
+    mask: Vec<u8>,
+    batch: Batch,
+}
+
+impl Micro {
+    fn fill(&mut self, loader: &mut Loader, t: usize) -> bool {
+        loader.next_into(&mut self.batch);
+        let b = self.batch.rows.len();
+        self.inputs.clear();
+        self.targets.clear();
+        self.mask.clear();
+        for i in 0..b {
+            let row = self.batch.row(i);
+            self.inputs.extend_from_slice(&row[..t]);
+            self.targets.extend_from_slice(&row[1..=t]);
+            if let Some(m) = &self.batch.loss_mask {
+                self.mask.extend_from_slice(&m[i * (t + 1) + 1..(i + 1) * (t + 1)]);
+            }
+        }
+        self.batch.loss_mask.is_some()
+    }
+}
+
+/// FLOPs per trained token: 6 per weight that multiplies (LM head
+/// included, position embeddings excluded), plus causal attention's
+/// 6·L·T·C (Chinchilla/PaLM accounting, halved for the causal mask).
+pub fn flops_per_token(model: &Gpt, t: usize) -> f64 {
+    let c = model.config();
+    let wpe = c.block_size * c.n_embd;
+    let n = (model.params.len() - wpe) as f64;
+    6.0 * n + 6.0 * (c.n_layer * t * c.n_embd) as f64
+}
+
+/// Mean loss over the first `batches` batches of `val` (in order).
+pub fn evaluate(model: &mut Gpt, val: &mut Loader, batches: u64, t: usize) -> Result<f32, String> {
+    let mut micro = Micro {
+        inputs: vec![],
+        targets: vec![],
+        mask: vec![],
+        batch: Batch::default(),
+    };
+    let n = batches.min(val.steps_per_epoch()).max(1);
+    let mut sum = 0.0f64;
+    for _ in 0..n {
+        let masked = micro.fill(val, t);
+        let rows = micro.batch.rows.len();
+        let loss = model
+            .forward(&micro.inputs, Some(&micro.targets), masked.then_some(&micro.mask[..]), rows, t)
+            .map_err(|e| e.to_string())?
+            .unwrap_or(f32::NAN);
+        sum += loss as f64;
+    }
+    Ok((sum / n as f64) as f32)
+}
+
+/// Appends lines to `metrics.jsonl`, keeping only lines up to `from_step`
+/// from an earlier (interrupted) run.
+fn open_metrics(path: &Path, from_step: u64) -> Result<std::fs::File, String> {
+    let kept: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= from_step)
+        })
+        .map(str::to_string)
+        .collect();
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Trains `model` on `train` (a loader over the train split, `[B, T+1]`
+/// rows) for `cfg.max_steps` optimizer steps, resuming from `ckpt_dir`.
+/// `val` opens a fresh val loader for each evaluation. Metrics go to
+/// `ckpt_dir/metrics.jsonl`.
+pub fn train(
+    model: &mut Gpt,
+    train: &mut Loader,
+    val: &dyn Fn() -> Option<Loader>,
+    cfg: &LoopConfig,
+    ckpt_dir: &Path,
+    hooks: &dyn Hooks,
+) -> Result<Outcome, TrainError> {
+    let t = train.row_len() - 1;
+    let n = model.params.len();
+    let mut opt = AdamW::new(cfg.adamw, n, model.decay_ranges());
+    let mut state = TrainState::default();
+    std::fs::create_dir_all(ckpt_dir).map_err(|e| format!("{}: {e}", ckpt_dir.display()))?;
+    if let Some(s) = checkpoint::load_latest(ckpt_dir, &mut model.params, &mut opt.m, &mut opt.v)? {
+        state = s;
+        opt.step = s.adam_step;
+        train.resume(s.loader).map_err(|e| e.to_string())?;
+        hooks.note(&format!("resumed from the checkpoint at step {} ({} tokens)", s.step, s.tokens));
+    }
+    let metrics_path: PathBuf = ckpt_dir.join("metrics.jsonl");
+    let mut metrics = open_metrics(&metrics_path, state.step)?;
+    let mut line = |v: serde_json::Value| -> Result<(), String> {
+        writeln!(metrics, "{v}").map_err(|e| format!("{}: {e}", metrics_path.display()))
+    };
+    let mut micro = Micro {
+        inputs: vec![],
+        targets: vec![],
+        mask: vec![],
+        batch: Batch::default(),
+    };
+    let flops_tok = flops_per_token(model, t);
+    let eval = |model: &mut Gpt| -> Result<Option<(f32, Option<f64>)>, String> {
+        let Some(mut v) = val() else { return Ok(None) };
+        let loss = evaluate(model, &mut v, cfg.eval_batches, t)?;
+        let bpb = cfg.bytes_per_token.map(|b| loss as f64 / std::f64::consts::LN_2 / b);
+        Ok(Some((loss, bpb)))
+    };
+    let mut outcome = Outcome::default();
+    let start_step = state.step;
+    while state.step < cfg.max_steps {
+        if hooks.cancelled() {
+            return Err(TrainError::Cancelled);
+        }
+        let t0 = Instant::now();
+        model.zero_grad();
+        let mut loss_sum = 0.0f32;
+        let mut tokens = 0u64;
+        let scale = 1.0 / cfg.grad_accum as f32;
+        for _ in 0..cfg.grad_accum {
+            let masked = micro.fill(train, t);
+            let rows = micro.batch.rows.len();
+            let loss = model
+                .forward(&micro.inputs, Some(&micro.targets), masked.then_some(&micro.mask[..]), rows, t)
+                .map_err(|e| format!("step {}: {e}", state.step + 1))?
+                .unwrap_or(f32::NAN);
+            if !loss.is_finite() {
+                return Err(non_finite(state.step + 1, "loss", loss, ckpt_dir).into());
+            }
+            model.backward_scaled(scale).map_err(|e| format!("step {}: {e}", state.step + 1))?;
+            loss_sum += loss;
+            tokens += (rows * t) as u64;
+        }
+        let loss = loss_sum / cfg.grad_accum as f32;
+        let norm = grad_norm(&model.grads);
+        if !norm.is_finite() {
+            return Err(non_finite(state.step + 1, "gradient norm", norm, ckpt_dir).into());
+        }
+        let clip = if cfg.grad_clip > 0.0 && norm > cfg.grad_clip { cfg.grad_clip / norm } else { 1.0 };
+        let lr = cfg.schedule.lr(state.step);
+        opt.update(&mut model.params, &model.grads, lr, clip);
+        state.step += 1;
+        state.adam_step = opt.step;
+        state.tokens += tokens;
+        state.loss = loss;
+        state.loader = train.position();
+        let secs = t0.elapsed().as_secs_f64().max(1e-9);
+        let tok_s = tokens as f64 / secs;
+        line(json!({
+            "step": state.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens": state.tokens,
+            "tokens_per_s": tok_s, "mfu": tok_s * flops_tok / cfg.peak_flops, "ms": secs * 1e3,
+        }))?;
+        hooks.step(state.step, loss, tok_s);
+        let last = state.step == cfg.max_steps;
+        if last || (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every)) {
+            if let Some((vl, bpb)) = eval(model)? {
+                line(json!({"step": state.step, "val_loss": vl, "val_bpb": bpb}))?;
+                hooks.note(&format!("step {}: val loss {vl:.4}{}", state.step, bpb.map(|b| format!(", {b:.4} bits/byte")).unwrap_or_default()));
+                if last {
+                    outcome.val = Some((vl, bpb));
+                }
+            }
+        }
+        if cfg.checkpoint_every > 0 && (state.step.is_multiple_of(cfg.checkpoint_every) || last) {
+            checkpoint::save(
+                ckpt_dir,
+                &state,
+                &Buffers {
+                    params: &model.params,
+                    m: &opt.m,
+                    v: &opt.v,
+                },
+            )?;
+        }
+    }
+    if outcome.val.is_none() && state.step == start_step {
+        // Everything came from the checkpoint: evaluate the final model once more.
+        outcome.val = eval(model)?;
+    }
+    outcome.steps = state.step;
+    outcome.loss = state.loss;
+    outcome.tokens = state.tokens;
+    outcome.steps_run = state.step - start_step;
+    Ok(outcome)
+}
+
+fn non_finite(step: u64, what: &str, value: f32, ckpt_dir: &Path) -> String {
+    format!(
+        "training diverged: {what} is {value} at step {step}; the last good checkpoint is kept in {} \
+         (lower `lr`, raise `warmup_steps`, or check the data)",
+        ckpt_dir.display()
+    )
+}

@@ -32,7 +32,10 @@ fn response(http_head: &str, body: &[u8]) -> Framed {
     record("response", "Content-Type: application/http; msgtype=response\r\n", &block)
 }
 
-fn run(items: &[Framed], format: Format) -> (Vec<(String, String, String, String)>, Vec<String>, Skips) {
+/// `(id, text, url, metadata)` per document.
+type Row = (String, String, String, String);
+
+fn run(items: &[Framed], format: Format) -> (Vec<Row>, Vec<String>, Skips) {
     let (p, skips) = build(items, 0, &origin(format));
     let mut docs = Vec::new();
     if let Some(b) = &p.docs {

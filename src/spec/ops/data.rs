@@ -138,7 +138,12 @@ pub struct ReadParams {
     /// converters (`alpaca`, `sharegpt`, `hh-rlhf`, `gsm8k`, `chat` → `chat`;
     /// `hh-rlhf-preferences`, `preferences` → `preferences`) read JSON arrays
     /// (`.json`) or JSONL (`.jsonl`, `.gz`, `.zst`) by extension; records that
-    /// do not fit the format go to `rejected/` with the reason.
+    /// do not fit the format go to `rejected/` with the reason. `warc`
+    /// (`.warc`, `.arc`, optionally `.gz`) keeps HTML `response`/`resource`
+    /// records as HTML text with `url`, `id` (WARC-Record-ID) and `date` /
+    /// `charset` in `metadata`; `wet` (`.wet`, `.warc.wet.gz`) keeps
+    /// `conversion` records. Other WARC records are counted under
+    /// `skipped` in the node's stats; malformed ones go to `rejected/`.
     #[serde(default)]
     pub format: Option<Format>,
     /// Field holding the document text; dotted paths reach into objects and

@@ -183,6 +183,13 @@ fn every_crawl_file_reads_with_expected_counts() {
         let want: Vec<(String, String)> = c.rejects.iter().map(|(f, r)| (f.to_string(), r.to_string())).collect();
         assert_eq!(got, want, "{}: rejects", c.node);
         assert_eq!(m["rejected_rows"], c.rejects.len(), "{}", c.node);
+        let n_skipped: u64 = c.skipped.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            s["records_in"],
+            c.rows + c.rejects.len() as u64 + n_skipped,
+            "{}: records_in",
+            c.node
+        );
         for doc in docs(&wd, c.node) {
             assert!(!doc["text"].as_str().unwrap().is_empty(), "{}: empty text in {doc}", c.node);
             assert!(doc["url"].as_str().is_some_and(|u| !u.starts_with('<')), "{}: url {doc}", c.node);

@@ -234,7 +234,8 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
     let stats = json!({ "read": {
         "units": range.len(),
         "bytes_in": total,
-        "records_in": records_in,
+        // Skipped WARC records were read too: rows + rejected + skipped.
+        "records_in": records_in + n_skipped,
         "rows_out": table.rows,
         "rejected": table.rejected_rows,
         "reasons": table.reasons,

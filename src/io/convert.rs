@@ -40,7 +40,7 @@ fn own_fields(format: Format) -> &'static [&'static str] {
         Format::Gsm8k => &["question", "answer"],
         Format::Chat => &["messages"],
         Format::Preferences => &["prompt", "chosen", "rejected", "conversations", "system"],
-        Format::Jsonl | Format::Json | Format::Parquet | Format::Text => &[],
+        Format::Jsonl | Format::Json | Format::Parquet | Format::Text | Format::Warc | Format::Wet => &[],
     }
 }
 

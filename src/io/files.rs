@@ -113,6 +113,9 @@ pub fn format_of(name: &str) -> Option<Format> {
         "json" => Some(Format::Json),
         "parquet" | "pq" => Some(Format::Parquet),
         "txt" | "text" | "md" | "tokens" => Some(Format::Text),
+        // ARC, the WARC's predecessor, is read by the same reader.
+        "warc" | "arc" => Some(Format::Warc),
+        "wet" => Some(Format::Wet),
         _ => None,
     }
 }
@@ -128,6 +131,12 @@ mod tests {
         assert_eq!(format_of("x.parquet"), Some(Format::Parquet));
         assert_eq!(format_of("x.txt.zst"), Some(Format::Text));
         assert_eq!(format_of("README"), None);
+        assert_eq!(format_of("c/x.warc.gz"), Some(Format::Warc));
+        assert_eq!(format_of("x.WARC"), Some(Format::Warc));
+        assert_eq!(format_of("old.arc.gz"), Some(Format::Warc));
+        assert_eq!(format_of("x.warc.wet.gz"), Some(Format::Wet));
+        assert_eq!(format_of("x.wet"), Some(Format::Wet));
+        assert_eq!(format_of("x.warc.wat.gz"), None);
     }
 
     #[test]

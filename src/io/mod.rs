@@ -1,5 +1,5 @@
 //! Arrow readers and writers: JSONL (plain, .gz, .zst), JSON arrays,
-//! Parquet and plain text in (as documents, or through a converter as chat
+//! Parquet, plain text and WARC/WET/ARC crawl files in (as documents, or through a converter as chat
 //! or preferences); Parquet out. Bad records become rejects with their
 //! location; nothing is dropped silently.
 
@@ -14,4 +14,5 @@ pub mod parquet_in;
 pub mod parse;
 pub mod reader;
 pub mod table;
+pub mod warc;
 pub mod writer;

@@ -8,6 +8,7 @@ use crate::io::files::{InputFile, expand, format_of};
 use crate::io::parquet_in::{read_parquet, row_groups};
 use crate::io::parse::{FieldMap, Parsed};
 use crate::io::reader::{ReadConfig, file_reject, is_compressed, read_file};
+use crate::io::warc::{Skips, read_warc};
 use crate::spec::ops::{Format, Kind, ReadParams};
 use rayon::prelude::*;
 use serde_json::json;
@@ -101,13 +102,13 @@ fn config(p: &ReadParams, format: Format) -> ReadConfig {
 }
 
 /// Reads one unit fully into memory (small files, read side by side).
-fn read_unit_to_vec(ctx: &Ctx, p: &ReadParams, file: &InputFile, group: Option<usize>) -> Result<Vec<Parsed>, NodeError> {
+fn read_unit_to_vec(ctx: &Ctx, p: &ReadParams, file: &InputFile, group: Option<usize>) -> Result<(Vec<Parsed>, Skips), NodeError> {
     let mut out = Vec::new();
-    read_unit(ctx, p, file, group, &mut |x| {
+    let skips = read_unit(ctx, p, file, group, &mut |x| {
         out.push(x);
         Ok(())
     })?;
-    Ok(out)
+    Ok((out, skips))
 }
 
 fn read_unit(
@@ -116,22 +117,24 @@ fn read_unit(
     file: &InputFile,
     group: Option<usize>,
     sink: &mut dyn FnMut(Parsed) -> Result<(), String>,
-) -> Result<(), NodeError> {
+) -> Result<Skips, NodeError> {
     let Some(format) = resolve_format(p, file) else {
         let src = p.source.clone().unwrap_or_else(|| file.rel.clone());
-        return Ok(sink(Parsed {
+        sink(Parsed {
             docs: None,
             rejects: vec![file_reject(file, &src, "unknown format".into())],
             bytes: file.size,
             row_digests: None,
-        })?);
+        })?;
+        return Ok(Skips::new());
     };
     let cfg = config(p, format);
     match format {
         Format::Parquet => read_parquet(file, &cfg, group.map(|g| vec![g]), ctx.cancel, sink)?,
+        Format::Warc | Format::Wet => return Ok(read_warc(file, &cfg, ctx.cancel, sink)?),
         _ => read_file(file, &cfg, ctx.cancel, sink)?,
     }
-    Ok(())
+    Ok(Skips::new())
 }
 
 pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>) -> Result<Output, NodeError> {
@@ -140,6 +143,13 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
     ctx.bar.set_length(total);
     let sink = TableSink::start(ctx.out, p.shard_bytes);
     let mut records_in = 0u64;
+    // Records that are not documents (WARC requests, non-HTML payloads...).
+    let mut skipped = Skips::new();
+    let mut add_skips = |s: Skips| {
+        for (k, v) in s {
+            *skipped.entry(k).or_default() += v;
+        }
+    };
     let mut emit = |parsed: Parsed, count_bytes: bool| -> Result<(), String> {
         if count_bytes {
             ctx.bar.inc(parsed.bytes);
@@ -167,12 +177,14 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
                 bytes += units[end].bytes;
                 end += 1;
             }
-            let results: Vec<Result<Vec<Parsed>, NodeError>> = (u..end)
+            let results: Vec<Result<(Vec<Parsed>, Skips), NodeError>> = (u..end)
                 .into_par_iter()
                 .map(|i| read_unit_to_vec(ctx, p, &files[plan_units[i].0], None))
                 .collect();
             for (i, r) in (u..end).zip(results) {
-                for parsed in r? {
+                let (parsed_all, skips) = r?;
+                add_skips(skips);
+                for parsed in parsed_all {
                     emit(parsed, false)?;
                 }
                 ctx.bar.inc(units[i].bytes);
@@ -183,7 +195,7 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
             let (fi, group) = plan_units[u];
             let file = &files[fi];
             let by_chunk = !is_compressed(file) && group.is_none();
-            read_unit(ctx, p, file, group, &mut |parsed| emit(parsed, by_chunk))?;
+            add_skips(read_unit(ctx, p, file, group, &mut |parsed| emit(parsed, by_chunk))?);
             if !by_chunk {
                 ctx.bar.inc(units[u].bytes);
             }
@@ -192,6 +204,16 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
         }
     }
     let table = sink.finish()?;
+    let n_skipped: u64 = skipped.values().sum();
+    if table.rows == 0 && table.rejected_rows == 0 && n_skipped > 0 && range.len() == units.len() {
+        let reasons: Vec<String> = skipped.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+        return Err(NodeError::Failed(format!(
+            "`{}` holds no documents: all {n_skipped} record(s) were skipped ({}); \
+             `format: warc` keeps HTML responses, `format: wet` conversion records",
+            p.path,
+            reasons.join(", ")
+        )));
+    }
     if table.rows == 0 && table.rejected_rows == 0 && range.len() == units.len() {
         return Err(NodeError::Failed(format!("`{}` holds no records (the input is empty)", p.path)));
     }
@@ -212,10 +234,12 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
     let stats = json!({ "read": {
         "units": range.len(),
         "bytes_in": total,
-        "records_in": records_in,
+        // Skipped WARC records were read too: rows + rejected + skipped.
+        "records_in": records_in + n_skipped,
         "rows_out": table.rows,
         "rejected": table.rejected_rows,
         "reasons": table.reasons,
+        "skipped": skipped,
     }});
     Ok(Output {
         table,

@@ -4,7 +4,7 @@ use super::RangeProblem;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Input file formats `read` understands: four containers that make
+/// Input file formats `read` understands: containers that make
 /// `documents`, and named converters that turn the record shapes of common
 /// SFT and preference datasets into `chat` or `preferences`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -18,6 +18,16 @@ pub enum Format {
     Parquet,
     /// Plain UTF-8 text (`.txt`, `.text`, `.md`); see `text_mode`.
     Text,
+    /// Web archives (`.warc`, `.warc.gz`, legacy `.arc`): one document per
+    /// HTTP `response` or `resource` record with an HTML payload, `text`
+    /// the HTML decoded to UTF-8 (charset from HTTP, `<meta>`, or
+    /// detection), `id` the WARC-Record-ID, `url` the WARC-Target-URI and
+    /// `metadata` `{date, charset}`. Other records are counted under
+    /// `skipped` in the node's stats; malformed ones go to `rejected/`.
+    Warc,
+    /// Common Crawl WET files (`.wet`, `.warc.wet.gz`): one document per
+    /// `conversion` record, its plain text.
+    Wet,
     /// Alpaca records (`instruction`, `input`, `output`, optional `system`
     /// and `history`) → `chat`.
     Alpaca,
@@ -49,6 +59,8 @@ impl Format {
             Format::Json => "json",
             Format::Parquet => "parquet",
             Format::Text => "text",
+            Format::Warc => "warc",
+            Format::Wet => "wet",
             Format::Alpaca => "alpaca",
             Format::Sharegpt => "sharegpt",
             Format::HhRlhf => "hh-rlhf",
@@ -62,13 +74,16 @@ impl Format {
     /// Whether this is a named converter (a record shape, read from JSON or
     /// JSONL as each file's extension says) rather than a container.
     pub fn is_converter(self) -> bool {
-        !matches!(self, Format::Jsonl | Format::Json | Format::Parquet | Format::Text)
+        !matches!(
+            self,
+            Format::Jsonl | Format::Json | Format::Parquet | Format::Text | Format::Warc | Format::Wet
+        )
     }
 
     /// The kind of artifact reading this format makes.
     pub fn output_kind(self) -> super::Kind {
         match self {
-            Format::Jsonl | Format::Json | Format::Parquet | Format::Text => super::Kind::Documents,
+            Format::Jsonl | Format::Json | Format::Parquet | Format::Text | Format::Warc | Format::Wet => super::Kind::Documents,
             Format::HhRlhfPreferences | Format::Preferences => super::Kind::Preferences,
             Format::Alpaca | Format::Sharegpt | Format::HhRlhf | Format::Gsm8k | Format::Chat => super::Kind::Chat,
         }
@@ -123,7 +138,12 @@ pub struct ReadParams {
     /// converters (`alpaca`, `sharegpt`, `hh-rlhf`, `gsm8k`, `chat` → `chat`;
     /// `hh-rlhf-preferences`, `preferences` → `preferences`) read JSON arrays
     /// (`.json`) or JSONL (`.jsonl`, `.gz`, `.zst`) by extension; records that
-    /// do not fit the format go to `rejected/` with the reason.
+    /// do not fit the format go to `rejected/` with the reason. `warc`
+    /// (`.warc`, `.arc`, optionally `.gz`) keeps HTML `response`/`resource`
+    /// records as HTML text with `url`, `id` (WARC-Record-ID) and `date` /
+    /// `charset` in `metadata`; `wet` (`.wet`, `.warc.wet.gz`) keeps
+    /// `conversion` records. Other WARC records are counted under
+    /// `skipped` in the node's stats; malformed ones go to `rejected/`.
     #[serde(default)]
     pub format: Option<Format>,
     /// Field holding the document text; dotted paths reach into objects and

@@ -296,7 +296,7 @@ impl Op {
     pub fn about(name: &str) -> &'static str {
         match name {
             "read" => {
-                "Reads JSONL (.gz/.zst), JSON arrays, Parquet or plain text into `documents`; converter formats (`alpaca`, `sharegpt`, `hh-rlhf`, `gsm8k`, `chat`, `preferences`, ...) make `chat` or `preferences`."
+                "Reads JSONL (.gz/.zst), JSON arrays, Parquet, plain text or web archives (WARC/WET/ARC) into `documents`; converter formats (`alpaca`, `sharegpt`, `hh-rlhf`, `gsm8k`, `chat`, `preferences`, ...) make `chat` or `preferences`."
             }
             "sample" => "Keeps the first `n` rows or a seeded `fraction` of an artifact (same kind out).",
             "write" => "Exports an artifact to JSONL or Parquet at a path of yours (kind `report`).",

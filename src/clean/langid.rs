@@ -9,9 +9,13 @@
 //! settled long before 2,000 characters and the cost grows with length.
 //!
 //! The detector is built once per step with all models preloaded (lazy
-//! loading would take a lock on the hot path). Low-accuracy mode (trigrams
-//! only) is the default: on whole documents it agrees with high-accuracy
-//! mode, and it is several times faster; see BENCHMARKS / the accuracy test.
+//! loading would take a lock on the hot path). High-accuracy mode is the
+//! default, measured on this machine (tests/langid_accuracy.rs,
+//! tests/clean_filters_real.rs): on lingua's test sentences it scores
+//! 98.96% mean over the 37 languages against 97.19% for low-accuracy mode
+//! at 0.87× the speed (509 vs 586 sentences/s on one core); on the 300
+//! English C4 demo documents it labels 300/300 English where low-accuracy
+//! mode labels 275/300, and it is faster there (121 vs 94 docs/s).
 
 use lingua::{IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder};
 use schemars::JsonSchema;
@@ -35,8 +39,8 @@ pub struct LangIdParams {
     /// compiled languages). Fewer candidates is faster and avoids confusing
     /// close languages that cannot occur in the data.
     pub languages: Vec<String>,
-    /// lingua's high-accuracy mode (uni- to 5-grams; default false:
-    /// trigrams only, several times faster, equal on documents).
+    /// lingua's high-accuracy mode (uni- to 5-grams; default true: more
+    /// accurate on sentences and on documents, see the module docs).
     pub high_accuracy: bool,
 }
 
@@ -47,7 +51,7 @@ impl Default for LangIdParams {
             min_score: 0.65,
             max_chars: 2000,
             languages: vec![],
-            high_accuracy: false,
+            high_accuracy: true,
         }
     }
 }
@@ -145,8 +149,7 @@ impl std::fmt::Debug for LangId {
 }
 
 impl LangId {
-    /// Builds the detector and preloads its models (≈1 s for all 37
-    /// languages in low-accuracy mode); unknown codes are errors.
+    /// Builds the detector and preloads its models; unknown codes are errors.
     pub fn new(p: &LangIdParams) -> Result<Self, String> {
         let resolve = |list: &[String]| -> Result<Vec<Language>, String> {
             list.iter().map(|c| language_of(c).ok_or_else(|| unknown_code(c))).collect()

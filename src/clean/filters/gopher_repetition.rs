@@ -10,7 +10,7 @@
 //! their concatenation without spaces (`"ab"+"c"` ≠ `"a"+"bc"` here).
 
 use super::{Problem, Reason, check_frac, n_chars, reason};
-use crate::clean::words::split_words;
+use crate::clean::words::for_each_word;
 use ahash::{AHashMap, AHashSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -132,8 +132,8 @@ fn split_newline_runs(text: &str, min_run: usize) -> impl Iterator<Item = &str> 
 
 /// Characters of the most frequent n-gram (joined by spaces) × its count;
 /// ties go to the n-gram seen first, as `Counter.most_common` does.
-fn top_ngram_chars(words: &[&str], lens: &[usize], n: usize) -> usize {
-    let mut counts: AHashMap<&[&str], (usize, usize)> = AHashMap::with_capacity(words.len());
+fn top_ngram_chars(words: &[u32], lens: &[usize], n: usize) -> usize {
+    let mut counts: AHashMap<&[u32], (usize, usize)> = AHashMap::with_capacity(words.len());
     for i in 0..=words.len() - n {
         counts.entry(&words[i..i + n]).or_insert((0, i)).0 += 1;
     }
@@ -146,8 +146,8 @@ fn top_ngram_chars(words: &[&str], lens: &[usize], n: usize) -> usize {
 
 /// Characters (words joined without spaces) of n-grams that repeat an
 /// earlier one, scanning greedily and jumping `n` words after a repeat.
-fn dup_ngram_chars(words: &[&str], lens: &[usize], n: usize) -> usize {
-    let mut seen: AHashSet<&[&str]> = AHashSet::with_capacity(words.len());
+fn dup_ngram_chars(words: &[u32], lens: &[usize], n: usize) -> usize {
+    let mut seen: AHashSet<&[u32]> = AHashSet::with_capacity(words.len());
     let (mut chars, mut i) = (0, 0);
     while i + n <= words.len() {
         let g = &words[i..i + n];
@@ -211,8 +211,14 @@ impl GopherRepetition {
         if p.top_n_grams.is_empty() && p.dup_n_grams.is_empty() {
             return Ok(());
         }
-        let words = split_words(text);
-        let lens: Vec<usize> = words.iter().map(|w| n_chars(w)).collect();
+        // Words as ids, so n-gram keys hash and compare as small integer slices.
+        let mut ids: AHashMap<&str, u32> = AHashMap::new();
+        let (mut words, mut lens) = (Vec::new(), Vec::new());
+        for_each_word(text, |w| {
+            let next = ids.len() as u32;
+            words.push(*ids.entry(w).or_insert(next));
+            lens.push(n_chars(w));
+        });
         for &(n, max) in &p.top_n_grams {
             if n == 0 || words.len() < n {
                 continue;
@@ -358,7 +364,7 @@ mod tests {
         assert_eq!(class(s.apply(&doc(2))), "duplicated_5_n_grams");
         // The greedy jump: "a a a a a a a a a a" has 10 words; 5-grams at
         // 0 and 1..: idx0 new, idx1 repeat (+5, jump to 6), idx 6 > 10-5 stop.
-        let words = split_words("a a a a a a a a a a");
+        let words = vec![0u32; 10];
         let lens = vec![1; 10];
         assert_eq!(dup_ngram_chars(&words, &lens, 5), 5);
     }

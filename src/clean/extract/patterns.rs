@@ -1,0 +1,413 @@
+//! What a tag is and what an element's id/class/role/itemprop/style say
+//! about it: the boilerplate and content hints the selection pass uses.
+//!
+//! The word lists merge readability.js's `unlikelyCandidates` /
+//! `okMaybeItsACandidate` / positive / negative class patterns with the
+//! id/class words of trafilatura's cleaning XPaths (xpaths.py:
+//! `OVERALL_DISCARD_XPATH`, `BODY_XPATH`). Matching is per dash/underscore
+//! separated part of each class name, so `tag-politics` (a WordPress post
+//! class) does not read as a tag cloud and `shadow` does not read as `ad`;
+//! a few long words are also matched inside glued names (`commentlist`).
+
+use scraper::node::Element;
+
+/// Boilerplate hint: navigation, menus, footers, sidebars, share bars, bylines, dates...
+pub(super) const NEG: u16 = 1;
+/// Strong boilerplate hint (comments, cookie/consent banners, ads): removed even when big.
+pub(super) const STRONG: u16 = 2;
+/// Content hint (article, content, entry, post, story, text, body, main).
+pub(super) const POS: u16 = 4;
+/// Declared main content: `itemprop=articleBody`, `role=main`, `<article>`, `<main>`.
+pub(super) const MAIN: u16 = 8;
+/// Hidden: `hidden` attribute, `display:none`, `visibility:hidden`.
+pub(super) const HIDDEN: u16 = 16;
+
+/// The tags the passes treat differently; everything else is `Inline` or `Block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tag {
+    /// The document node (element table row 0).
+    Root,
+    Html,
+    Body,
+    Div,
+    Section,
+    Article,
+    Main,
+    P,
+    /// `<h1>`..`<h6>`.
+    H(u8),
+    Li,
+    /// `<dt>`, `<dd>`.
+    DefItem,
+    /// `<ul>`, `<ol>`, `<dl>`.
+    List,
+    Pre,
+    Quote,
+    Table,
+    Tr,
+    /// `<td>`, `<th>`.
+    Cell,
+    Header,
+    Footer,
+    Nav,
+    Aside,
+    Form,
+    Address,
+    Time,
+    A,
+    Br,
+    Title,
+    Meta,
+    /// Elements without visible text (script, style, svg, inputs, media...): skipped whole.
+    Drop,
+    /// Other block-level elements (figure, center, details, fieldset, hr...).
+    Block,
+    /// Other inline elements (span, b, em, font...).
+    Inline,
+}
+
+impl Tag {
+    /// Whether the element starts and ends a line of text.
+    pub(super) fn is_block(self) -> bool {
+        !matches!(
+            self,
+            Tag::Inline | Tag::A | Tag::Br | Tag::Time | Tag::Title | Tag::Meta | Tag::Drop
+        )
+    }
+
+    /// Div-like containers: text directly inside them is scored as a paragraph of their own.
+    pub(super) fn is_container(self) -> bool {
+        matches!(
+            self,
+            Tag::Div | Tag::Section | Tag::Article | Tag::Main | Tag::Body | Tag::Block | Tag::Root | Tag::Html
+        )
+    }
+}
+
+/// The tag of an element from its (lower-case) local name.
+pub(super) fn tag_of(name: &str) -> Tag {
+    match name {
+        "html" => Tag::Html,
+        "body" => Tag::Body,
+        "div" => Tag::Div,
+        "section" => Tag::Section,
+        "article" => Tag::Article,
+        "main" => Tag::Main,
+        "p" => Tag::P,
+        "h1" => Tag::H(1),
+        "h2" => Tag::H(2),
+        "h3" => Tag::H(3),
+        "h4" => Tag::H(4),
+        "h5" => Tag::H(5),
+        "h6" => Tag::H(6),
+        "li" => Tag::Li,
+        "dt" | "dd" => Tag::DefItem,
+        "ul" | "ol" | "dl" => Tag::List,
+        "pre" => Tag::Pre,
+        "blockquote" => Tag::Quote,
+        "table" => Tag::Table,
+        "tr" => Tag::Tr,
+        "td" | "th" => Tag::Cell,
+        "header" => Tag::Header,
+        "footer" => Tag::Footer,
+        "nav" | "menu" => Tag::Nav,
+        "aside" => Tag::Aside,
+        "form" => Tag::Form,
+        "address" => Tag::Address,
+        "time" => Tag::Time,
+        "a" => Tag::A,
+        "br" => Tag::Br,
+        "title" => Tag::Title,
+        "meta" => Tag::Meta,
+        "script" | "style" | "noscript" | "iframe" | "frame" | "frameset" | "svg" | "math" | "template" | "object" | "embed" | "applet"
+        | "canvas" | "video" | "audio" | "picture" | "source" | "track" | "map" | "area" | "button" | "input" | "select" | "option"
+        | "optgroup" | "datalist" | "textarea" | "label" | "output" | "progress" | "meter" | "dialog" | "link" | "img" | "rp" | "rt"
+        | "marquee" => Tag::Drop,
+        "center" | "figure" | "figcaption" | "details" | "summary" | "fieldset" | "legend" | "hr" | "hgroup" | "thead" | "tbody"
+        | "tfoot" | "caption" | "colgroup" | "noframes" | "dir" | "search" => Tag::Block,
+        _ => Tag::Inline,
+    }
+}
+
+/// Class/id parts that mark boilerplate removed even when it holds much text.
+const STRONG_PARTS: &[&str] = &[
+    "comment",
+    "comments",
+    "commentlist",
+    "disqus",
+    "respond",
+    "replies",
+    "cookie",
+    "cookies",
+    "consent",
+    "gdpr",
+    "ad",
+    "ads",
+    "advert",
+    "adverts",
+    "advertisement",
+    "advertising",
+    "adsense",
+    "adslot",
+    "adunit",
+    "sponsored",
+    "sponsor",
+    "outbrain",
+    "taboola",
+    "paywall",
+];
+
+/// Class/id parts that mark boilerplate.
+const NEG_PARTS: &[&str] = &[
+    "nav",
+    "navbar",
+    "navi",
+    "navigation",
+    "menu",
+    "menubar",
+    "submenu",
+    "breadcrumb",
+    "breadcrumbs",
+    "crumbs",
+    "footer",
+    "masthead",
+    "sidebar",
+    "aside",
+    "widget",
+    "widgets",
+    "share",
+    "shares",
+    "sharing",
+    "sharebar",
+    "social",
+    "socials",
+    "related",
+    "recommended",
+    "recommendations",
+    "promo",
+    "newsletter",
+    "subscribe",
+    "subscription",
+    "signup",
+    "login",
+    "pagination",
+    "pager",
+    "popup",
+    "modal",
+    "overlay",
+    "toolbar",
+    "tools",
+    "print",
+    "rss",
+    "tags",
+    "tagcloud",
+    "taglist",
+    "keywords",
+    "meta",
+    "metadata",
+    "byline",
+    "author",
+    "authors",
+    "date",
+    "dateline",
+    "timestamp",
+    "published",
+    "posted",
+    "skip",
+    "hidden",
+    "hide",
+    "sronly",
+    "teaser",
+    "teasers",
+    "trending",
+    "popular",
+    "banner",
+    "rating",
+    "vote",
+    "votes",
+    "follow",
+    "author-info",
+    "bio",
+    "avatar",
+    "caption",
+    "credit",
+    "credits",
+    "copyright",
+    "legal",
+    "disclaimer",
+    "jump",
+    "tooltip",
+    "dropdown",
+    "search",
+    "sitemap",
+    "topbar",
+    "bottombar",
+    "more",
+    "next",
+    "prev",
+    "previous",
+    "pagenav",
+];
+
+/// Long words also matched inside glued names (`commentlist`, `sharebox`, `sidebarleft`).
+const GLUED_STRONG: &[&str] = &["comment", "cookie", "consent", "advert", "sponsor", "disqus", "outbrain", "taboola"];
+const GLUED_NEG: &[&str] = &[
+    "sidebar",
+    "navbar",
+    "navigation",
+    "breadcrumb",
+    "pagination",
+    "newsletter",
+    "social",
+    "related",
+    "footer",
+    "widget",
+    "banner",
+    "popup",
+    "share",
+    "subscribe",
+];
+
+/// Class/id parts that mark content.
+const POS_PARTS: &[&str] = &[
+    "article",
+    "articlebody",
+    "content",
+    "entry",
+    "entrycontent",
+    "post",
+    "postbody",
+    "story",
+    "storybody",
+    "text",
+    "body",
+    "main",
+    "blog",
+    "hentry",
+    "prose",
+    "richtext",
+    "column",
+    "blogpost",
+    "single",
+];
+const GLUED_POS: &[&str] = &["article", "content", "story"];
+
+/// Flags from one class name or id (ASCII-lower-cased into `buf`).
+fn name_flags(name: &str, buf: &mut String) -> u16 {
+    buf.clear();
+    buf.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+    let (mut f, mut pos, mut header) = (0u16, false, false);
+    for part in buf.split(|c: char| !c.is_ascii_alphanumeric()).filter(|s| !s.is_empty()) {
+        if STRONG_PARTS.contains(&part) {
+            f |= STRONG | NEG;
+        } else if NEG_PARTS.contains(&part) {
+            f |= NEG;
+        } else if part == "header" || part == "head" {
+            header = true;
+        } else if POS_PARTS.contains(&part) {
+            pos = true;
+        } else if part.len() > 5 {
+            if GLUED_STRONG.iter().any(|w| part.contains(w)) {
+                f |= STRONG | NEG;
+            } else if GLUED_NEG.iter().any(|w| part.contains(w)) {
+                f |= NEG;
+            } else if GLUED_POS.iter().any(|w| part.contains(w)) {
+                pos = true;
+            }
+        }
+    }
+    // "entry-header"/"article-header" hold the headline; "site-header" is chrome.
+    if header && !pos {
+        f |= NEG;
+    }
+    if pos {
+        f |= POS;
+    }
+    f
+}
+
+/// The boilerplate/content flags of an element from its attributes.
+pub(super) fn attr_flags(e: &Element, buf: &mut String) -> u16 {
+    let mut f = 0;
+    if let Some(class) = e.attr("class") {
+        for name in class.split_ascii_whitespace() {
+            f |= name_flags(name, buf);
+        }
+    }
+    if let Some(id) = e.attr("id") {
+        f |= name_flags(id, buf);
+    }
+    if let Some(role) = e.attr("role") {
+        f |= match role.trim().to_ascii_lowercase().as_str() {
+            "main" | "article" => MAIN,
+            "navigation" | "banner" | "contentinfo" | "complementary" | "search" | "menu" | "menubar" | "toolbar" | "dialog"
+            | "alertdialog" | "tablist" => NEG,
+            _ => 0,
+        };
+    }
+    if let Some(prop) = e.attr("itemprop") {
+        for p in prop.split_ascii_whitespace() {
+            f |= match p.to_ascii_lowercase().as_str() {
+                "articlebody" | "reviewbody" | "text" => MAIN,
+                "comment" | "comments" => STRONG | NEG,
+                "author" | "datepublished" | "datemodified" | "publisher" | "breadcrumb" => NEG,
+                _ => 0,
+            };
+        }
+    }
+    if e.attr("hidden").is_some() {
+        f |= HIDDEN;
+    }
+    if let Some(style) = e.attr("style") {
+        buf.clear();
+        buf.extend(style.chars().filter(|c| !c.is_ascii_whitespace()).map(|c| c.to_ascii_lowercase()));
+        if buf.contains("display:none") || buf.contains("visibility:hidden") {
+            f |= HIDDEN;
+        }
+    }
+    f
+}
+
+/// Whole lines that are interface words, not text (share buttons, ad labels, "read more").
+pub(super) fn is_boilerplate_line(line: &str) -> bool {
+    if line.len() > 40 {
+        return false;
+    }
+    let l = line.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+    matches!(
+        l.as_str(),
+        "advertisement"
+            | "anzeige"
+            | "werbung"
+            | "reklama"
+            | "publicité"
+            | "share"
+            | "share this"
+            | "share this article"
+            | "teilen"
+            | "tweet"
+            | "print"
+            | "drucken"
+            | "email"
+            | "e-mail"
+            | "read more"
+            | "weiterlesen"
+            | "mehr"
+            | "more"
+            | "continue reading"
+            | "skip to content"
+            | "skip to main content"
+            | "zum inhalt springen"
+            | "back to top"
+            | "nach oben"
+            | "facebook"
+            | "twitter"
+            | "whatsapp"
+            | "linkedin"
+            | "pinterest"
+            | "reddit"
+            | "loading"
+            | "like this"
+            | "gefällt mir"
+    )
+}

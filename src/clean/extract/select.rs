@@ -1,0 +1,296 @@
+//! Pass 2: which blocks are main text.
+//!
+//! 1. Boilerplate subtrees go (elements flagged by tag or attributes), unless
+//!    the flagged element holds most of the page's prose: a wrapper called
+//!    `page-with-sidebar` or an ASP.NET page-wide `<form>` is not boilerplate.
+//! 2. Containers are scored as readability.js does (Readability.js
+//!    `_grabArticle`): each paragraph of ≥ 25 chars scores 1 + commas +
+//!    min(chars/100, 3), given in full to its parent, half to its
+//!    grandparent and 1/(3·level) further up; a container adds a tag bonus
+//!    and ±25 for class hints, and the sum is scaled by (1 − link density).
+//!    Declared main content (`<article>`, `<main>`, `itemprop=articleBody`)
+//!    gets the class bonus too, as trafilatura looks there first.
+//! 3. The best container, moved up while its ancestors score about as well,
+//!    plus the siblings readability would append, is the main content;
+//!    when it holds too little text, the page's paragraph baseline
+//!    (trafilatura's `baseline()` idea) is taken instead.
+
+use super::dom::Page;
+use super::patterns::{self, HIDDEN, MAIN, NEG, POS, STRONG, Tag};
+use super::{Budget, ExtractParams, Favor};
+use crate::clean::Reason;
+
+/// Per-favor thresholds.
+struct Knobs {
+    /// Lines with a larger share of link text are dropped.
+    max_link_density: f32,
+    /// Siblings of the best container are kept from this fraction of its score.
+    sibling_ratio: f32,
+}
+
+fn knobs(f: Favor) -> Knobs {
+    match f {
+        Favor::Precision => Knobs {
+            max_link_density: 0.35,
+            sibling_ratio: 0.3,
+        },
+        Favor::Balanced => Knobs {
+            max_link_density: 0.5,
+            sibling_ratio: 0.2,
+        },
+        Favor::Recall => Knobs {
+            max_link_density: 0.7,
+            sibling_ratio: 0.1,
+        },
+    }
+}
+
+/// Text below this many chars makes the container choice doubtful: compare with the baseline.
+const SHORT_TEXT: u32 = 250;
+
+/// Paragraph-like blocks that readability scores.
+fn scoreable(tag: Tag) -> bool {
+    matches!(tag, Tag::P | Tag::Pre | Tag::Quote | Tag::Cell | Tag::DefItem) || tag.is_container()
+}
+
+/// Readability's tag bonus for a candidate container.
+fn tag_bonus(tag: Tag) -> f32 {
+    match tag {
+        Tag::Div | Tag::Article | Tag::Main => 5.0,
+        Tag::Pre | Tag::Cell | Tag::Quote => 3.0,
+        Tag::List | Tag::Li | Tag::DefItem | Tag::Form | Tag::Address => -3.0,
+        Tag::H(_) => -5.0,
+        _ => 0.0,
+    }
+}
+
+/// Readability's class weight, plus the declared-main-content bonus.
+fn class_weight(flags: u16) -> f32 {
+    let mut w = 0.0;
+    if flags & POS != 0 {
+        w += 25.0;
+    }
+    if flags & NEG != 0 {
+        w -= 25.0;
+    }
+    if flags & MAIN != 0 {
+        w += 25.0;
+    }
+    w
+}
+
+/// Indices of the blocks that make up the main text, in document order.
+pub(super) fn select(page: &Page, p: &ExtractParams, budget: &mut Budget) -> Result<Vec<u32>, Reason> {
+    let k = knobs(p.favor);
+    let els = &page.els;
+    let n = els.len();
+    let parent = |i: usize| els[i].parent as usize;
+
+    // Subtree sizes (rows are in pre-order: subtree of i = i..i+size[i]) and the
+    // "prose" (paragraph-like, not link-heavy, ≥ 25 chars) each subtree holds.
+    let mut size = vec![1u32; n];
+    let mut prose = vec![0u32; n];
+    for b in &page.blocks {
+        if b.chars >= 25 && b.link_chars * 2 < b.chars {
+            prose[b.el as usize] += b.chars;
+        }
+    }
+    for i in (1..n).rev() {
+        budget.tick()?;
+        size[parent(i)] += size[i];
+        prose[parent(i)] += prose[i];
+    }
+    let total = prose[0].max(1) as f32;
+
+    // 1. Boilerplate removal, top down.
+    let mut removed = vec![false; n];
+    for i in 1..n {
+        budget.tick()?;
+        let f = els[i].flags;
+        let share = prose[i] as f32 / total;
+        let flagged = f & (NEG | STRONG | HIDDEN) != 0 && !matches!(els[i].tag, Tag::Html | Tag::Body);
+        let protected =
+            (f & MAIN != 0 && f & STRONG == 0) || (f & POS != 0 && share >= 0.25) || (f & STRONG == 0 && share >= 0.5) || share >= 0.7;
+        removed[i] = removed[parent(i)] || (flagged && !protected);
+    }
+
+    // Text and link text per subtree, over the blocks that survived.
+    let mut chars = vec![0u32; n];
+    let mut links = vec![0u32; n];
+    for b in &page.blocks {
+        if !removed[b.el as usize] {
+            chars[b.el as usize] += b.chars;
+            links[b.el as usize] += b.link_chars;
+        }
+    }
+    for i in (1..n).rev() {
+        chars[parent(i)] += chars[i];
+        links[parent(i)] += links[i];
+    }
+    let density = |i: usize| if chars[i] == 0 { 0.0 } else { links[i] as f32 / chars[i] as f32 };
+
+    // 2. Readability scores.
+    let mut score = vec![0f32; n];
+    let mut scored = vec![false; n];
+    for b in &page.blocks {
+        budget.tick()?;
+        let el = b.el as usize;
+        let tag = els[el].tag;
+        if removed[el] || b.chars < 25 || !scoreable(tag) {
+            continue;
+        }
+        let s = 1.0 + b.commas as f32 + (b.chars / 100).min(3) as f32;
+        // Text directly in a div is a paragraph of its own, scored to the div.
+        let mut node = if tag.is_container() { el } else { parent(el) };
+        for level in 0..5 {
+            if node == 0 {
+                break;
+            }
+            let divider = match level {
+                0 => 1.0,
+                1 => 2.0,
+                l => l as f32 * 3.0,
+            };
+            score[node] += s / divider;
+            scored[node] = true;
+            node = parent(node);
+        }
+    }
+    let mut best: Option<(usize, f32)> = None;
+    for i in 1..n {
+        if scored[i] && !removed[i] {
+            score[i] = (score[i] + tag_bonus(els[i].tag) + class_weight(els[i].flags)) * (1.0 - density(i));
+            if best.is_none_or(|(_, s)| score[i] > s) {
+                best = Some((i, score[i]));
+            }
+        }
+    }
+
+    let mut chosen = Vec::new();
+    if let Some((top, top_score)) = best {
+        let top = climb(page, &score, &scored, top, top_score);
+        chosen = siblings(page, &size, &score, &scored, &chars, &links, top, k.sibling_ratio);
+    }
+    let mut kept = keep_blocks(page, &removed, &chosen, &size, &k, false);
+    let kept_chars: u32 = kept.iter().map(|&b| page.blocks[b as usize].chars).sum();
+    if kept_chars < SHORT_TEXT {
+        let base = keep_blocks(page, &removed, &[0], &size, &k, true);
+        let base_chars: u32 = base.iter().map(|&b| page.blocks[b as usize].chars).sum();
+        if base_chars > kept_chars {
+            kept = base;
+        }
+    }
+    Ok(kept)
+}
+
+/// Readability's step up from the best container: to an ancestor that scores higher,
+/// while ancestors keep at least a third of its score; then out of only-child wrappers.
+fn climb(page: &Page, score: &[f32], scored: &[bool], top: usize, top_score: f32) -> usize {
+    let els = &page.els;
+    let mut top = top;
+    let mut last = top_score;
+    let threshold = top_score / 3.0;
+    let mut node = els[top].parent as usize;
+    while node != 0 && !matches!(els[node].tag, Tag::Body | Tag::Html) {
+        if scored[node] {
+            if score[node] < threshold {
+                break;
+            }
+            if score[node] > last {
+                top = node;
+                break;
+            }
+            last = score[node];
+        }
+        node = els[node].parent as usize;
+    }
+    top
+}
+
+/// The best container and the siblings readability appends to it: those scoring at
+/// least `ratio` of it (and 10), and paragraphs that read like prose.
+#[allow(clippy::too_many_arguments)]
+fn siblings(page: &Page, size: &[u32], score: &[f32], scored: &[bool], chars: &[u32], links: &[u32], top: usize, ratio: f32) -> Vec<usize> {
+    let els = &page.els;
+    let par = els[top].parent as usize;
+    if par == 0 || matches!(els[par].tag, Tag::Html | Tag::Root) {
+        return vec![top];
+    }
+    let threshold = (score[top] * ratio).max(10.0);
+    let mut out = Vec::new();
+    let end = par + size[par] as usize;
+    let mut c = par + 1;
+    while c < end {
+        let keep = c == top
+            || (scored[c] && score[c] >= threshold)
+            || (els[c].tag == Tag::P && chars[c] > 0 && {
+                let ld = links[c] as f32 / chars[c] as f32;
+                (chars[c] >= 80 && ld < 0.25) || (ld == 0.0 && ends_sentence(page, c))
+            });
+        if keep {
+            out.push(c);
+        }
+        c += size[c] as usize;
+    }
+    out
+}
+
+/// Whether the last block of element `el` ends like a sentence.
+fn ends_sentence(page: &Page, el: usize) -> bool {
+    page.blocks
+        .iter()
+        .rev()
+        .find(|b| b.el as usize == el)
+        .is_some_and(|b| page.block_text(b).trim_end().ends_with(['.', '!', '?', '。', '…']))
+}
+
+/// The surviving blocks inside the `roots` subtrees that pass the line filters;
+/// `baseline` keeps only paragraph, heading and list lines (the fallback when no
+/// container fits, after trafilatura's `baseline()`).
+fn keep_blocks(page: &Page, removed: &[bool], roots: &[usize], size: &[u32], k: &Knobs, baseline: bool) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut r = 0;
+    for (i, b) in page.blocks.iter().enumerate() {
+        let el = b.el as usize;
+        // Roots are disjoint and in document order, as are the blocks.
+        while r < roots.len() && el >= roots[r] + size[roots[r]] as usize {
+            r += 1;
+        }
+        if r == roots.len() {
+            break;
+        }
+        if el < roots[r] || removed[el] {
+            continue;
+        }
+        let ld = b.link_chars as f32 / b.chars.max(1) as f32;
+        if ld > k.max_link_density {
+            continue;
+        }
+        let tag = page.els[el].tag;
+        if baseline && !(scoreable(tag) || matches!(tag, Tag::Li | Tag::H(_))) {
+            continue;
+        }
+        if patterns::is_boilerplate_line(page.block_text(b)) {
+            continue;
+        }
+        out.push(i as u32);
+    }
+    out
+}
+
+/// Joins the kept blocks into lines; cells of one table row share a line, joined by " | ".
+pub(super) fn assemble(page: &Page, kept: &[u32], _p: &ExtractParams) -> String {
+    let mut out = String::new();
+    let mut last_row = None;
+    for &i in kept {
+        let b = &page.blocks[i as usize];
+        let el = &page.els[b.el as usize];
+        let row = (el.tag == Tag::Cell).then_some(el.parent);
+        if !out.is_empty() {
+            out.push_str(if row.is_some() && row == last_row { " | " } else { "\n" });
+        }
+        out.push_str(page.block_text(b));
+        last_row = row;
+    }
+    out
+}

@@ -1,0 +1,326 @@
+//! Hand-written pages at and around the rules' edges; the real-page quality
+//! check is tests/extract_quality.rs.
+
+use super::*;
+
+fn run(html: &str) -> Result<Extracted, Reason> {
+    extract(html, &ExtractParams::default())
+}
+
+fn text(html: &str) -> String {
+    match run(html) {
+        Ok(e) => e.text,
+        Err(r) => panic!("extract failed: {r}"),
+    }
+}
+
+/// An article body long enough to win the container scoring.
+const BODY: &str = "<p>The river rose three metres overnight, flooding the lower town, and the mayor ordered an evacuation of the old quarter before dawn.</p>\
+<p>Volunteers, firefighters and soldiers filled sandbags along the embankment, while buses carried the elderly to the school on the hill.</p>\
+<p>By noon the water had begun to fall, but officials warned that the ground would stay saturated for days, and that more rain was forecast.</p>";
+
+#[test]
+fn keeps_article_and_drops_navigation_header_footer() {
+    let html = format!(
+        "<html><head><title>Flood | Daily</title></head><body>\
+         <header><a href=/>Daily</a><nav><ul><li><a href=/a>World</a></li><li><a href=/b>Sports</a></li></ul></nav></header>\
+         <div id=main><article>{BODY}</article></div>\
+         <aside><h3>Most read</h3><p>Something else entirely that is long enough to count as a paragraph here.</p></aside>\
+         <footer><p>Copyright 2024 Daily Media Group. All rights reserved. Impressum.</p></footer></body></html>"
+    );
+    let t = text(&html);
+    assert!(t.contains("The river rose three metres overnight"), "{t}");
+    assert!(t.contains("more rain was forecast."), "{t}");
+    for junk in ["World", "Sports", "Most read", "Something else", "Copyright", "Impressum"] {
+        assert!(!t.contains(junk), "{junk} leaked: {t}");
+    }
+    assert_eq!(t.lines().count(), 3, "one line per paragraph: {t}");
+}
+
+#[test]
+fn list_items_and_headings_become_lines() {
+    let html =
+        format!("<body><article><h2>Ingredients</h2><ul><li>200 g sugar</li><li>2 <b>eggs</b>,  beaten</li></ul>{BODY}</article></body>");
+    let t = text(&html);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(&lines[..3], &["Ingredients", "200 g sugar", "2 eggs, beaten"], "{t}");
+}
+
+#[test]
+fn inline_markup_joins_and_whitespace_collapses() {
+    let html = format!("<body><article><p>Hel<b>lo</b>   <i>wide</i>\n\tworld<br>second  line</p>{BODY}</article></body>");
+    let t = text(&html);
+    assert!(t.starts_with("Hello wide world\nsecond line\n"), "{t}");
+}
+
+#[test]
+fn title_prefers_og_title_then_title_then_h1() {
+    let og = format!(
+        "<head><meta property='og:title' content=' Flood  hits town '><title>Flood | Daily</title></head><body><article>{BODY}</article></body>"
+    );
+    assert_eq!(run(&og).map(|e| e.title), Ok(Some("Flood hits town".into())));
+    let tt = format!("<head><title>\n Flood | Daily </title></head><body><article>{BODY}</article></body>");
+    assert_eq!(run(&tt).map(|e| e.title), Ok(Some("Flood | Daily".into())));
+    let h1 = format!("<body><article><h1>Flood</h1>{BODY}</article></body>");
+    assert_eq!(run(&h1).map(|e| e.title), Ok(Some("Flood".into())));
+    let none = format!("<body><article>{BODY}</article></body>");
+    assert_eq!(run(&none).map(|e| e.title), Ok(None));
+}
+
+#[test]
+fn cookie_banner_and_comments_are_removed() {
+    let html = format!(
+        "<body><div class='cookie-banner'><p>We use cookies to improve your experience, by continuing you agree to our policy.</p>\
+         <button>Accept</button></div><article>{BODY}</article>\
+         <div id=comments><h3>3 Comments</h3><ol class=commentlist><li><p>Great article, thanks for writing it, I learned a lot today!</p></li></ol>\
+         <form><textarea>Leave a reply</textarea></form></div></body>"
+    );
+    let t = text(&html);
+    assert!(t.contains("The river rose"), "{t}");
+    for junk in ["cookies", "Accept", "Comments", "Great article", "Leave a reply"] {
+        assert!(!t.contains(junk), "{junk} leaked: {t}");
+    }
+}
+
+#[test]
+fn article_header_keeps_headline_but_page_header_goes() {
+    let html = format!(
+        "<body><header class=site-header><p>Daily News: your source for everything, every day, all day long.</p></header>\
+         <article><header class=entry-header><h1>Flood hits town</h1></header>{BODY}</article></body>"
+    );
+    let t = text(&html);
+    assert!(t.starts_with("Flood hits town\n"), "{t}");
+    assert!(!t.contains("your source"), "{t}");
+}
+
+#[test]
+fn boilerplate_class_parts_do_not_overmatch() {
+    // "tag-politics" is a WordPress post class and "shadow" contains "ad": neither is boilerplate.
+    let html = format!(
+        "<body><div class='post tag-politics shadow'>{BODY}</div><div class='ad-slot'><p>Buy now, limited offer for readers, click here today!</p></div></body>"
+    );
+    let t = text(&html);
+    assert!(t.contains("The river rose"), "{t}");
+    assert!(!t.contains("Buy now"), "{t}");
+}
+
+#[test]
+fn hidden_and_scripts_are_not_text() {
+    let html = format!(
+        "<body><article>{BODY}<div style='display: none'><p>Hidden teaser text that should never show up in the output.</p></div>\
+         <script>var x = 'script text';</script><style>p {{ color: red }}</style></article></body>"
+    );
+    let t = text(&html);
+    assert!(
+        !t.contains("Hidden teaser") && !t.contains("script text") && !t.contains("color"),
+        "{t}"
+    );
+}
+
+#[test]
+fn link_lists_inside_the_article_are_dropped() {
+    let html = format!(
+        "<body><article>{BODY}<ul><li><a href=/1>Read also: the dam that failed in 1998</a></li>\
+         <li><a href=/2>Photos of the flood across the region</a></li></ul></article></body>"
+    );
+    let t = text(&html);
+    assert!(t.contains("The river rose") && !t.contains("Read also"), "{t}");
+}
+
+#[test]
+fn tables_rows_are_lines_and_can_be_excluded() {
+    let html = format!(
+        "<body><article>{BODY}<table><tr><th>Town</th><th>Level</th></tr><tr><td>Lower</td><td>3 m</td></tr></table></article></body>"
+    );
+    let t = text(&html);
+    assert!(t.ends_with("Town | Level\nLower | 3 m"), "{t}");
+    let p = ExtractParams {
+        include_tables: false,
+        ..ExtractParams::default()
+    };
+    let t = extract(&html, &p).map(|e| e.text).unwrap_or_default();
+    assert!(t.contains("The river rose") && !t.contains("Lower"), "{t}");
+}
+
+#[test]
+fn unclosed_tags_still_extract() {
+    let html = "<html><body><div class=content><p>First paragraph of an unclosed page, with commas, many of them, and enough text.\
+                <p>Second paragraph <b>bold never closed, and <i>italic too, still more words to count here\
+                <div><p>Third";
+    let t = text(html);
+    assert!(
+        t.contains("First paragraph") && t.contains("Second paragraph bold never closed") && t.contains("Third"),
+        "{t}"
+    );
+}
+
+#[test]
+fn empty_and_textless_documents_are_extract_empty() {
+    for html in [
+        "",
+        "<html></html>",
+        "<html><head><title>T</title><script>x()</script></head><body> \n </body></html>",
+    ] {
+        let r = run(html);
+        assert!(matches!(&r, Err(e) if e.starts_with("extract_empty:")), "{html:?} -> {r:?}");
+    }
+    let p = ExtractParams {
+        min_text_chars: 1000,
+        ..ExtractParams::default()
+    };
+    let r = extract(&format!("<article>{BODY}</article>"), &p);
+    assert!(
+        matches!(&r, Err(e) if e.starts_with("extract_empty:") && e.contains("< min_text_chars 1000")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn binary_payloads_are_rejected() {
+    // A PNG header and pseudo-random bytes, decoded lossily as a crawler would.
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let mut x = 0x2545_f491_u32;
+    for _ in 0..4000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        bytes.push(x as u8);
+    }
+    let s = String::from_utf8_lossy(&bytes);
+    let r = run(&s);
+    assert!(matches!(&r, Err(e) if e.starts_with("extract_binary:")), "{r:?}");
+    // A stray control character in a real page is not binary.
+    assert!(run(&format!("<article>\u{1}{BODY}</article>")).is_ok());
+}
+
+#[test]
+fn deep_nesting_is_walked_iteratively() {
+    // 100k nested spans parse in linear time, and html5ever keeps every level
+    // (it has no nesting cap): the walk, the passes and the drop of the tree
+    // must all be iterative to survive this.
+    let depth = 100_000;
+    let html = format!(
+        "<html><body><article>{BODY}{}Deep down there is still text, with commas, and enough words to be kept.{}</article>",
+        "<span>".repeat(depth),
+        "</span>".repeat(depth)
+    );
+    let doc = scraper::Html::parse_document(&html);
+    let mut deepest = 0;
+    let mut node = doc.tree.root();
+    while let Some(c) = node.last_child() {
+        deepest += 1;
+        node = c;
+    }
+    assert!(deepest > depth, "html5ever kept {deepest} levels");
+    drop(doc);
+    let p = ExtractParams {
+        time_budget_ms: 0,
+        ..ExtractParams::default()
+    };
+    let t = extract(&html, &p).map(|e| e.text).unwrap_or_default();
+    assert!(t.starts_with("The river rose") && t.ends_with("enough words to be kept."), "{t}");
+}
+
+#[test]
+fn quadratic_parses_are_refused_fast() {
+    // 100k nested divs or 100k stray end tags would make html5ever scan its
+    // open-element stack ~5e9 times (minutes); the pre-scan refuses them.
+    let cases = [
+        "<div>".repeat(100_000) + "text",
+        "<span>".repeat(100_000) + &"</i>".repeat(100_000),
+        "<div><p>x".repeat(100_000),
+    ];
+    for html in &cases {
+        let t0 = Instant::now();
+        let r = run(html);
+        assert!(
+            matches!(&r, Err(e) if e.starts_with("extract_too_deep:")),
+            "{:?}",
+            r.map(|e| e.text.len())
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+    // Unclosed formatting elements and many unclosed paragraphs parse fast and pass.
+    for html in [
+        "<b>".repeat(20_000) + BODY,
+        "<p>a paragraph".repeat(20_000),
+        "<div></div>".repeat(50_000) + BODY,
+    ] {
+        let (cost, _) = nesting::parse_cost(&html, u64::MAX);
+        let r = run(&html);
+        assert!(r.is_ok(), "cost {cost}: {:?}", r.map(|e| e.text.len()));
+    }
+    // A deep but sane page (5k levels) is below the limit.
+    let (cost, deepest) = nesting::parse_cost(&("<div>".repeat(5_000) + "x"), u64::MAX);
+    assert_eq!((cost, deepest), (5_000 * 4_999 / 2, 5_000));
+    assert!(cost < MAX_PARSE_COST);
+}
+
+#[test]
+fn parse_cost_skips_comments_raw_text_and_void_elements() {
+    let html = "<!-- <div><div> --><script>if (a<b) { x = '<div>'; }</SCRIPT><div><img src=x><br/><p>t</div><div></div>";
+    // Only the two top-level divs open; the <p> inside the first scans one level.
+    assert_eq!(nesting::parse_cost(html, u64::MAX), (1, 1));
+    // An unmatched end tag costs a search of the stack.
+    assert_eq!(nesting::parse_cost("<div><span><span></i>", u64::MAX), (3, 3));
+}
+
+#[test]
+fn time_budget_is_enforced() {
+    // A budget of 1 ms on a big page: the walk must notice and give up.
+    let mut html = String::from("<body>");
+    for i in 0..40_000 {
+        html.push_str(&format!(
+            "<div class=c{i}><p>Paragraph {i}, with a comma, and enough text to score.</p></div>"
+        ));
+    }
+    let p = ExtractParams {
+        time_budget_ms: 1,
+        ..ExtractParams::default()
+    };
+    let t0 = Instant::now();
+    let r = extract(&html, &p);
+    assert_eq!(r, Err("extract_timeout: 1 ms budget hit".to_string()));
+    // Parsing is the only part that cannot stop early; the rest stops within a few checks.
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let p = ExtractParams {
+        time_budget_ms: 0,
+        ..ExtractParams::default()
+    };
+    assert!(extract(&html, &p).is_ok());
+}
+
+#[test]
+fn oversized_input_is_cut_before_parsing() {
+    let html = format!("<article>{BODY}</article>{}", "é".repeat(10_000));
+    let p = ExtractParams {
+        max_html_bytes: 101,
+        ..ExtractParams::default()
+    };
+    // 101 bytes ends inside the first paragraph; the cut keeps a char boundary.
+    let t = extract(&html, &p).map(|e| e.text).unwrap_or_default();
+    assert!(t.starts_with("The river rose") && t.len() < 101, "{t}");
+    assert_eq!(cut("aé", 2), "a");
+}
+
+#[test]
+fn decode_html_follows_bom_utf8_meta_then_guess() {
+    assert_eq!(decode_html("<p>é</p>".as_bytes()), "<p>é</p>");
+    assert_eq!(decode_html(b"\xef\xbb\xbf<p>x</p>"), "<p>x</p>");
+    assert_eq!(
+        decode_html(b"<meta charset=\"iso-8859-1\"><p>\xe9</p>"),
+        "<meta charset=\"iso-8859-1\"><p>é</p>"
+    );
+    assert_eq!(
+        decode_html(b"<meta http-equiv=content-type content='text/html; charset=windows-1250'><p>\x9a</p>").ends_with("<p>š</p>"),
+        true
+    );
+    assert!(!decode_html(b"<p>Gr\xfc\xdfe aus K\xf6ln</p>").contains('\u{FFFD}'));
+}
+
+#[test]
+fn params_parse_from_yaml_shaped_json_with_defaults() {
+    let p: ExtractParams = serde_json::from_str(r#"{"favor": "precision", "time_budget_ms": 50}"#).expect("params");
+    assert_eq!((p.favor, p.time_budget_ms, p.include_tables), (Favor::Precision, 50, true));
+    assert!(serde_json::from_str::<ExtractParams>(r#"{"favour": "precision"}"#).is_err());
+}

@@ -17,6 +17,7 @@ pub mod filters;
 pub mod langid;
 pub mod normalize;
 pub mod pii;
+pub mod steps;
 pub mod words;
 
 /// Why a step dropped a document: `"<class>: <detail>"`.

@@ -4,8 +4,13 @@
 //! memory stays flat whatever the input size.
 
 use super::{Ctx, NodeError, Output};
-use crate::clean::chain::{self, Doc, Stage, StepCount};
+use crate::clean::chain::{self, Doc, RowStep, Stage, StepCount};
 use crate::clean::expr::ExprFilter;
+use crate::clean::filters::{C4BadWords, C4Quality, FineWebQuality, GopherQuality, GopherRepetition, Length, UrlFilter};
+use crate::clean::langid::LangId;
+use crate::clean::normalize::Normalize;
+use crate::clean::pii::Pii;
+use crate::clean::steps::Extract;
 use crate::exec::sink::TableSink;
 use crate::io::docs::Reject;
 use crate::io::table::parquet_batches;
@@ -24,11 +29,28 @@ pub fn compile(steps: &[StepSpec]) -> Result<Vec<chain::Step>, String> {
     let mut out = Vec::with_capacity(steps.len());
     for (i, s) in steps.iter().enumerate() {
         let stage = match s {
-            StepSpec::Expr(p) => Stage::Expr(ExprFilter::new(&p.sql).map_err(|e| format!("steps[{i}].expr: {e}"))?),
-        };
+            StepSpec::Expr(p) => Ok(Stage::Expr(ExprFilter::new(&p.sql)?)),
+            StepSpec::UrlFilter(p) => row(UrlFilter::new(p)),
+            StepSpec::Extract(p) => Ok(Stage::Row(Box::new(Extract(p.clone())))),
+            StepSpec::Langid(p) => row(LangId::new(p)),
+            StepSpec::GopherRepetition(p) => row(GopherRepetition::new(p)),
+            StepSpec::GopherQuality(p) => row(GopherQuality::new(p)),
+            StepSpec::C4(p) => row(C4Quality::new(p)),
+            StepSpec::C4Badwords(p) => row(C4BadWords::new(p)),
+            StepSpec::Fineweb(p) => row(FineWebQuality::new(p)),
+            StepSpec::Length(p) => row(Length::new(p)),
+            StepSpec::Pii(p) => row(Pii::new(p)),
+            StepSpec::Normalize(p) => row(Normalize::new(p)),
+        }
+        .map_err(|e| format!("steps[{i}].{}: {e}", s.name()))?;
         out.push(chain::Step { name: s.name(), stage });
     }
     Ok(out)
+}
+
+/// A compiled rule as a row-wise stage.
+fn row<T: RowStep + 'static>(r: Result<T, String>) -> Result<Stage, String> {
+    r.map(|x| Stage::Row(Box::new(x)))
 }
 
 /// The columns the steps add (or overwrite) after the input's own.

@@ -6,6 +6,13 @@
 //! defaults, or, for `expr`, `- expr: "<sql>"`.
 
 use super::RangeProblem;
+use crate::clean::extract::ExtractParams;
+use crate::clean::filters::{
+    C4BadWordsParams, C4QualityParams, FineWebQualityParams, GopherQualityParams, GopherRepetitionParams, LengthParams, UrlFilterParams,
+};
+use crate::clean::langid::LangIdParams;
+use crate::clean::normalize::NormalizeParams;
+use crate::clean::pii::PiiParams;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,8 +121,27 @@ macro_rules! steps {
 }
 
 steps! {
+    "url_filter" => UrlFilter(UrlFilterParams) : "Drops documents whose URL's domain or URL is on a blocklist, or whose URL holds banned words (datatrove's URL filter).",
+    "extract" => Extract(ExtractParams) : "HTML → main text: boilerplate (navigation, headers, footers, cookie banners, forms, comments, ads) removed, blocks as lines; adds a `title` column.",
+    "langid" => Langid(LangIdParams) : "Language ID (lingua): adds `lang` and `lang_score`; with `keep`, drops other languages and scores below `min_score`.",
+    "gopher_repetition" => GopherRepetition(GopherRepetitionParams) : "Gopher's repetition rules: duplicate lines and paragraphs, top n-grams, duplicated n-grams (FILTERS.md).",
+    "gopher_quality" => GopherQuality(GopherQualityParams) : "Gopher's quality rules: word counts and lengths, symbols, bullets, ellipses, alphabetic words, stop words (FILTERS.md).",
+    "c4" => C4(C4QualityParams) : "C4's line filter and document rules (FILTERS.md); rewrites the text to the kept lines.",
+    "c4_badwords" => C4Badwords(C4BadWordsParams) : "Drops documents containing a term of the LDNOOBW list (C4's bad-words rule).",
+    "fineweb" => Fineweb(FineWebQualityParams) : "FineWeb's own rules: line punctuation, short lines, duplicated line characters, newline ratio (FILTERS.md).",
+    "length" => Length(LengthParams) : "Drops documents outside min/max characters or words.",
+    "pii" => Pii(PiiParams) : "Replaces e-mail addresses, public IP addresses (and optionally phone numbers) with placeholders; counts per kind in the manifest.",
+    "normalize" => Normalize(NormalizeParams) : "Unicode NFC, control characters removed, whitespace runs collapsed.",
     "expr" => Expr(ExprParams) : "Keeps rows where a SQL boolean expression over the columns holds (polars SQL).",
 }
+
+/// `extract` has no range rules of its own beyond its type.
+trait NoCheck {
+    fn check(&self) -> Vec<RangeProblem> {
+        vec![]
+    }
+}
+impl NoCheck for ExtractParams {}
 
 fn at_path(step: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = e.path().to_string();

@@ -1,6 +1,7 @@
 //! Op implementations: each splits its work into units (the grain of
 //! sharding) and runs a contiguous range of them into a scratch directory.
 
+mod dedup;
 mod pack;
 mod read;
 mod sample;
@@ -108,7 +109,7 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
         Op::Read(p) => read::units(p),
         Op::Sample(p) => Ok(sample::units(p, inputs)),
         Op::Tokenize(_) => Ok(input_file_units(inputs)),
-        Op::Write(_) | Op::TrainTokenizer(_) | Op::Tokenizer(_) | Op::Pack(_) => Ok(vec![Unit {
+        Op::Write(_) | Op::TrainTokenizer(_) | Op::Tokenizer(_) | Op::Pack(_) | Op::Dedup(_) => Ok(vec![Unit {
             label: "all".into(),
             bytes: 0,
         }]),
@@ -125,5 +126,6 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Tokenizer(p) => tokenizer::import(ctx, p),
         Op::Tokenize(p) => tokenize::run(ctx, p, range),
         Op::Pack(p) => pack::run(ctx, p),
+        Op::Dedup(p) => dedup::run(ctx, p),
     }
 }

@@ -63,9 +63,11 @@ pub struct InputRef<'a> {
 pub type RangeProblem = (String, String);
 
 mod data;
+mod dedup;
 mod tokens;
 
 pub use data::*;
+pub use dedup::*;
 pub use tokens::*;
 
 /// A node's op with its typed parameters.
@@ -85,10 +87,21 @@ pub enum Op {
     Tokenize(TokenizeParams),
     /// `pack`
     Pack(PackParams),
+    /// `dedup`
+    Dedup(DedupParams),
 }
 
 /// Every op name, for suggestions and the reference.
-pub const OP_NAMES: &[&str] = &["read", "sample", "write", "train_tokenizer", "tokenizer", "tokenize", "pack"];
+pub const OP_NAMES: &[&str] = &[
+    "read",
+    "sample",
+    "write",
+    "train_tokenizer",
+    "tokenizer",
+    "tokenize",
+    "pack",
+    "dedup",
+];
 
 /// Applies `$body` to the params of whichever op `$op` is.
 macro_rules! each_op {
@@ -101,6 +114,7 @@ macro_rules! each_op {
             Op::Tokenizer($p) => $body,
             Op::Tokenize($p) => $body,
             Op::Pack($p) => $body,
+            Op::Dedup($p) => $body,
         }
     };
 }
@@ -116,6 +130,7 @@ impl Op {
             Op::Tokenizer(_) => "tokenizer",
             Op::Tokenize(_) => "tokenize",
             Op::Pack(_) => "pack",
+            Op::Dedup(_) => "dedup",
         }
     }
 
@@ -129,6 +144,7 @@ impl Op {
             "tokenizer" => Op::Tokenizer(de(v)?),
             "tokenize" => Op::Tokenize(de(v)?),
             "pack" => Op::Pack(de(v)?),
+            "dedup" => Op::Dedup(de(v)?),
             _ => Op::Write(de(v)?),
         })
     }
@@ -143,6 +159,7 @@ impl Op {
             "tokenizer" => schemars::schema_for!(TokenizerParams),
             "tokenize" => schemars::schema_for!(TokenizeParams),
             "pack" => schemars::schema_for!(PackParams),
+            "dedup" => schemars::schema_for!(DedupParams),
             _ => return None,
         })
     }
@@ -173,6 +190,7 @@ impl Op {
                 },
             ],
             Op::Pack(p) => vec![input(&p.input, &[Kind::Tokens])],
+            Op::Dedup(p) => vec![input(&p.input, &[Kind::Documents])],
         }
     }
 
@@ -186,6 +204,7 @@ impl Op {
             Op::TrainTokenizer(_) | Op::Tokenizer(_) => Kind::Tokenizer,
             Op::Tokenize(_) => Kind::Tokens,
             Op::Pack(_) => Kind::Packed,
+            Op::Dedup(_) => Kind::Documents,
         }
     }
 
@@ -199,6 +218,7 @@ impl Op {
             Op::TrainTokenizer(p) => p.check(),
             Op::Tokenize(p) => p.check(),
             Op::Pack(p) => p.check(),
+            Op::Dedup(p) => p.check(),
         }
     }
 
@@ -229,6 +249,9 @@ impl Op {
             "tokenizer" => "Imports an existing HF `tokenizer.json` (kind `tokenizer`).",
             "tokenize" => "Encodes `documents` or `chat` into token ids (kind `tokens`); chats get a loss mask.",
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
+            "dedup" => {
+                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it."
+            }
             _ => "",
         }
     }

@@ -3,6 +3,7 @@
 
 mod clean;
 mod model;
+mod dedup;
 mod pack;
 mod read;
 mod sample;
@@ -119,7 +120,8 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
         | Op::Pack(_)
         | Op::Pretrain(_)
         | Op::Eval(_)
-        | Op::ImportModel(_) => Ok(vec![Unit {
+        | Op::ImportModel(_)
+        | Op::Dedup(_) => Ok(vec![Unit {
             label: "all".into(),
             bytes: 0,
         }]),
@@ -140,5 +142,6 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Pretrain(p) => model::pretrain(ctx, p),
         Op::Eval(p) => model::eval(ctx, p),
         Op::ImportModel(p) => model::import(ctx, p),
+        Op::Dedup(p) => dedup::run(ctx, p),
     }
 }

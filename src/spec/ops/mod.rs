@@ -64,11 +64,13 @@ pub type RangeProblem = (String, String);
 
 mod clean;
 mod data;
+mod dedup;
 mod tokens;
 mod train;
 
 pub use clean::*;
 pub use data::*;
+pub use dedup::*;
 pub use tokens::*;
 pub use train::*;
 
@@ -97,6 +99,8 @@ pub enum Op {
     Eval(EvalParams),
     /// `import_model`
     ImportModel(ImportModelParams),
+    /// `dedup`
+    Dedup(DedupParams),
 }
 
 /// Every op name, for suggestions and the reference.
@@ -112,6 +116,7 @@ pub const OP_NAMES: &[&str] = &[
     "pretrain",
     "import_model",
     "eval",
+    "dedup",
 ];
 
 /// Applies `$body` to the params of whichever op `$op` is.
@@ -129,6 +134,7 @@ macro_rules! each_op {
             Op::Pretrain($p) => $body,
             Op::Eval($p) => $body,
             Op::ImportModel($p) => $body,
+            Op::Dedup($p) => $body,
         }
     };
 }
@@ -148,6 +154,7 @@ impl Op {
             Op::Pretrain(_) => "pretrain",
             Op::Eval(_) => "eval",
             Op::ImportModel(_) => "import_model",
+            Op::Dedup(_) => "dedup",
         }
     }
 
@@ -165,6 +172,7 @@ impl Op {
             "pretrain" => Op::Pretrain(de(v)?),
             "eval" => Op::Eval(de(v)?),
             "import_model" => Op::ImportModel(de(v)?),
+            "dedup" => Op::Dedup(de(v)?),
             _ => Op::Write(de(v)?),
         })
     }
@@ -183,6 +191,7 @@ impl Op {
             "pretrain" => schemars::schema_for!(PretrainParams),
             "eval" => schemars::schema_for!(EvalParams),
             "import_model" => schemars::schema_for!(ImportModelParams),
+            "dedup" => schemars::schema_for!(DedupParams),
             _ => return None,
         })
     }
@@ -240,6 +249,7 @@ impl Op {
                 },
                 input(&p.input, &[Kind::Documents]),
             ],
+            Op::Dedup(p) => vec![input(&p.input, &[Kind::Documents])],
         }
     }
 
@@ -256,6 +266,7 @@ impl Op {
             Op::Clean(_) => Kind::Documents,
             Op::Pretrain(_) | Op::ImportModel(_) => Kind::Model,
             Op::Eval(_) => Kind::Report,
+            Op::Dedup(_) => Kind::Documents,
         }
     }
 
@@ -273,6 +284,7 @@ impl Op {
             Op::Pretrain(p) => p.check(),
             Op::Eval(p) => p.check(),
             Op::ImportModel(p) => p.check(),
+            Op::Dedup(p) => p.check(),
         }
     }
 
@@ -312,6 +324,9 @@ impl Op {
             "eval" => "Loss and bits per byte of a `model` on `documents` (kind `report`).",
             "import_model" => "Imports a Hugging Face GPT-2 directory (safetensors) as a `model`.",
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
+            "dedup" => {
+                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it."
+            }
             _ => "",
         }
     }

@@ -98,4 +98,19 @@ mod tests {
         let u: UrlFilterParams = serde_json::from_value(serde_json::json!({"domains": ["example.com"]})).unwrap();
         assert_eq!(u.soft_word_threshold, 2);
     }
+
+    #[test]
+    fn every_step_is_send_and_sync() {
+        fn ok<T: Send + Sync>() {}
+        ok::<GopherQuality>();
+        ok::<GopherRepetition>();
+        ok::<C4Quality>();
+        ok::<C4BadWords>();
+        ok::<FineWebQuality>();
+        ok::<UrlFilter>();
+        ok::<Length>();
+        ok::<crate::clean::langid::LangId>();
+        ok::<crate::clean::pii::Pii>();
+        ok::<crate::clean::normalize::Normalize>();
+    }
 }

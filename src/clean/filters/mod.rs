@@ -79,3 +79,38 @@ pub(crate) fn n_chars(s: &str) -> usize {
 pub(crate) fn ratio(count: usize, total: usize) -> f64 {
     if total == 0 { 0.0 } else { count as f64 / total as f64 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_take_defaults_null_turns_a_rule_off_and_unknown_fields_fail() {
+        let p: GopherQualityParams =
+            serde_json::from_value(serde_json::json!({"min_doc_words": null, "max_symbol_word_ratio": 0.2})).unwrap();
+        assert_eq!(p.min_doc_words, None);
+        assert_eq!(p.max_symbol_word_ratio, Some(0.2));
+        assert_eq!(p.max_doc_words, Some(100_000));
+        let r: GopherRepetitionParams = serde_json::from_value(serde_json::json!({"top_n_grams": [[2, 0.25]]})).unwrap();
+        assert_eq!(r.top_n_grams, vec![(2, 0.25)]);
+        let e = serde_json::from_value::<FineWebQualityParams>(serde_json::json!({"line_punct": 0.1})).unwrap_err();
+        assert!(e.to_string().contains("unknown field `line_punct`"), "{e}");
+        let u: UrlFilterParams = serde_json::from_value(serde_json::json!({"domains": ["example.com"]})).unwrap();
+        assert_eq!(u.soft_word_threshold, 2);
+    }
+
+    #[test]
+    fn every_step_is_send_and_sync() {
+        fn ok<T: Send + Sync>() {}
+        ok::<GopherQuality>();
+        ok::<GopherRepetition>();
+        ok::<C4Quality>();
+        ok::<C4BadWords>();
+        ok::<FineWebQuality>();
+        ok::<UrlFilter>();
+        ok::<Length>();
+        ok::<crate::clean::langid::LangId>();
+        ok::<crate::clean::pii::Pii>();
+        ok::<crate::clean::normalize::Normalize>();
+    }
+}

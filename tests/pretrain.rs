@@ -56,7 +56,13 @@ fn pretrain_makes_a_model_that_learns_and_eval_scores_it() {
     kiln_in(dir.path(), &["run", p.to_str().unwrap()]).ok();
     let m = manifest(&dir.path().join("runs"), "lm");
     assert_eq!(m["kind"], "model");
-    for f in ["model.safetensors", "config.json", "tokenizer.json", "train_state.json", "metrics.jsonl"] {
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "train_state.json",
+        "metrics.jsonl",
+    ] {
         assert!(dir.path().join("runs/lm").join(f).is_file(), "{f} missing");
     }
     let lines = metrics(dir.path());
@@ -77,7 +83,10 @@ fn pretrain_makes_a_model_that_learns_and_eval_scores_it() {
     assert_eq!(stats["steps"], 40);
     let ev = manifest(&dir.path().join("runs"), "ev");
     let e = &ev["stats"]["eval"];
-    assert!(e["loss"].as_f64().unwrap() > 0.0 && e["bits_per_byte"].as_f64().unwrap() > 0.0, "{e}");
+    assert!(
+        e["loss"].as_f64().unwrap() > 0.0 && e["bits_per_byte"].as_f64().unwrap() > 0.0,
+        "{e}"
+    );
     assert_eq!(e["tokens"].as_u64().unwrap() % 32, 0);
     // No checkpoints are left behind once the model is committed.
     let ckpts = std::fs::read_dir(dir.path().join("runs/.ckpt")).map(|d| d.count()).unwrap_or(0);
@@ -87,7 +96,10 @@ fn pretrain_makes_a_model_that_learns_and_eval_scores_it() {
     let lm = dir.path().join("runs/lm");
     let imp = pipeline(
         dir.path(),
-        &format!("name: i\nworkdir: runs2\nnodes:\n  m: {{op: import_model, path: {}}}\n", lm.display()),
+        &format!(
+            "name: i\nworkdir: runs2\nnodes:\n  m: {{op: import_model, path: {}}}\n",
+            lm.display()
+        ),
     );
     kiln_in(dir.path(), &["run", imp.to_str().unwrap()]).ok();
     let a = std::fs::read(lm.join("model.safetensors")).unwrap();
@@ -141,7 +153,10 @@ fn a_run_killed_at_any_step_resumes_bit_identical() {
     assert!(!dir.path().join("runs/lm/manifest.json").exists());
     kiln_in(dir.path(), &["run", p.to_str().unwrap(), "--until", "lm", "--threads", "2"]).ok();
     let got = std::fs::read(dir.path().join("runs/lm/model.safetensors")).unwrap();
-    assert!(got == want, "resumed after step {killed_after}: the weights differ from an uninterrupted run");
+    assert!(
+        got == want,
+        "resumed after step {killed_after}: the weights differ from an uninterrupted run"
+    );
     let losses: Vec<Value> = metrics(dir.path()).iter().map(|l| l["loss"].clone()).collect();
     assert_eq!(losses, want_losses, "the metrics of a resumed run must read like one run");
     let m = manifest(&dir.path().join("runs"), "lm");
@@ -155,7 +170,11 @@ fn a_diverging_run_stops_naming_the_step() {
     let p = pipeline(dir.path(), &yaml(&data, 30, 1e30));
     let r = kiln_in(dir.path(), &["run", p.to_str().unwrap(), "--until", "lm"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("training diverged") && r.stderr.contains("at step"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("training diverged") && r.stderr.contains("at step"),
+        "{}",
+        r.stderr
+    );
     assert!(!dir.path().join("runs/lm/manifest.json").exists());
     // The last good checkpoint is kept.
     let kept = std::fs::read_dir(dir.path().join("runs/.ckpt")).map(|d| d.count()).unwrap_or(0);

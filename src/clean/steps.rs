@@ -2,13 +2,13 @@
 //! from the document, and what it writes back (text, title, language,
 //! counts).
 
+use super::Reason;
 use super::chain::{Doc, RowStep};
 use super::extract::{ExtractParams, extract};
 use super::filters::{C4BadWords, C4Quality, FineWebQuality, GopherQuality, GopherRepetition, Length, UrlFilter};
 use super::langid::LangId;
 use super::normalize::Normalize;
 use super::pii::Pii;
-use super::Reason;
 use std::borrow::Cow;
 
 /// `extract` with its parameters.
@@ -66,7 +66,12 @@ impl RowStep for Pii {
         if let Some(t) = text {
             doc.text = Cow::Owned(t);
         }
-        for (k, v) in [("pii.emails", n.emails), ("pii.ipv4", n.ipv4), ("pii.ipv6", n.ipv6), ("pii.phones", n.phones)] {
+        for (k, v) in [
+            ("pii.emails", n.emails),
+            ("pii.ipv4", n.ipv4),
+            ("pii.ipv6", n.ipv6),
+            ("pii.phones", n.phones),
+        ] {
             if v > 0 {
                 doc.counts.push((k, v));
             }

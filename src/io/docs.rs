@@ -158,17 +158,35 @@ pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
 pub fn reason_class(reason: &str) -> String {
     let head = reason.split(':').next().unwrap_or(reason);
     let mut out = String::with_capacity(head.len());
-    let mut prev_digit = false;
+    // A number standing alone ("record 12 is bad") is folded; digits inside
+    // a name (`c4_badwords`, `top_2_gram`) are part of it.
+    let mut in_number = false;
+    let mut prev: Option<char> = None;
     for c in head.chars() {
-        if c.is_ascii_digit() {
-            if !prev_digit {
+        let starts_word = prev.is_none_or(|p| !(p.is_alphanumeric() || p == '_'));
+        if c.is_ascii_digit() && (in_number || starts_word) {
+            if !in_number {
                 out.push('N');
             }
-            prev_digit = true;
+            in_number = true;
         } else {
             out.push(c);
-            prev_digit = false;
+            in_number = false;
         }
+        prev = Some(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_class;
+
+    #[test]
+    fn reason_classes_fold_numbers_but_not_names() {
+        assert_eq!(reason_class("record 12 is 300 bytes: detail 7"), "record N is N bytes");
+        assert_eq!(reason_class("c4_too_few_sentences: 2 < 5"), "c4_too_few_sentences");
+        assert_eq!(reason_class("top_2_gram"), "top_2_gram");
+        assert_eq!(reason_class("http_status 404"), "http_status N");
+    }
 }

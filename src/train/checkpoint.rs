@@ -112,7 +112,10 @@ mod tests {
         let p = [1.0f32, 2.0];
         let z = [0.0f32; 2];
         for step in [5, 10] {
-            let s = TrainState { step, ..Default::default() };
+            let s = TrainState {
+                step,
+                ..Default::default()
+            };
             save(d.path(), &s, &Buffers { params: &p, m: &z, v: &z }).unwrap();
         }
         // A half-written newer one is ignored.

@@ -194,9 +194,8 @@ pub fn train(
     }
     let metrics_path: PathBuf = ckpt_dir.join("metrics.jsonl");
     let mut metrics = open_metrics(&metrics_path, state.step)?;
-    let mut line = |v: serde_json::Value| -> Result<(), String> {
-        writeln!(metrics, "{v}").map_err(|e| format!("{}: {e}", metrics_path.display()))
-    };
+    let mut line =
+        |v: serde_json::Value| -> Result<(), String> { writeln!(metrics, "{v}").map_err(|e| format!("{}: {e}", metrics_path.display())) };
     let mut micro = Micro {
         inputs: vec![],
         targets: vec![],
@@ -240,7 +239,11 @@ pub fn train(
         if !norm.is_finite() {
             return Err(non_finite(state.step + 1, "gradient norm", norm, ckpt_dir).into());
         }
-        let clip = if cfg.grad_clip > 0.0 && norm > cfg.grad_clip { cfg.grad_clip / norm } else { 1.0 };
+        let clip = if cfg.grad_clip > 0.0 && norm > cfg.grad_clip {
+            cfg.grad_clip / norm
+        } else {
+            1.0
+        };
         let lr = cfg.schedule.lr(state.step);
         opt.update(&mut model.params, &model.grads, lr, clip);
         state.step += 1;
@@ -259,7 +262,11 @@ pub fn train(
         if last || (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every)) {
             if let Some((vl, bpb)) = eval(model)? {
                 line(json!({"step": state.step, "val_loss": vl, "val_bpb": bpb}))?;
-                hooks.note(&format!("step {}: val loss {vl:.4}{}", state.step, bpb.map(|b| format!(", {b:.4} bits/byte")).unwrap_or_default()));
+                hooks.note(&format!(
+                    "step {}: val loss {vl:.4}{}",
+                    state.step,
+                    bpb.map(|b| format!(", {b:.4} bits/byte")).unwrap_or_default()
+                ));
                 if last {
                     outcome.val = Some((vl, bpb));
                 }

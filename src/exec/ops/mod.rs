@@ -2,8 +2,8 @@
 //! sharding) and runs a contiguous range of them into a scratch directory.
 
 mod clean;
-mod model;
 mod dedup;
+mod model;
 mod pack;
 mod read;
 mod sample;

@@ -114,7 +114,8 @@ pub(super) fn pretrain(ctx: &Ctx, p: &PretrainParams) -> Result<Output, NodeErro
     let mut model = match ctx.inputs.get("init") {
         Some(a) => {
             let m = hf::load(&a.dir, precision(p.precision)).map_err(model_err)?;
-            ctx.log.line(format!("continuing from `{}` ({} parameters)", a.dir.display(), m.params.len()));
+            ctx.log
+                .line(format!("continuing from `{}` ({} parameters)", a.dir.display(), m.params.len()));
             m
         }
         None => {
@@ -167,7 +168,9 @@ pub(super) fn pretrain(ctx: &Ctx, p: &PretrainParams) -> Result<Output, NodeErro
     let val = move || -> Option<Loader> {
         let probe = Loader::open(&packed_dir, "val", 1, 0, 1, 0).ok()?;
         let b = (probe.rows() as usize).min(batch);
-        (b > 0).then(|| Loader::open(&packed_dir, "val", b, 0, 1, 0).ok().map(Loader::in_order)).flatten()
+        (b > 0)
+            .then(|| Loader::open(&packed_dir, "val", b, 0, 1, 0).ok().map(Loader::in_order))
+            .flatten()
     };
     let peak = p.peak_gflops.unwrap_or_else(|| {
         let per_thread = 113.6 * if p.precision == PrecisionName::Bf16 { 2.0 } else { 1.0 };
@@ -286,7 +289,10 @@ pub(super) fn eval(ctx: &Ctx, p: &EvalParams) -> Result<Output, NodeError> {
     }
     let windows = stream.len().saturating_sub(1) / t;
     if windows == 0 {
-        return Err(NodeError::Failed(format!("{} tokens are fewer than one window of {t}", stream.len())));
+        return Err(NodeError::Failed(format!(
+            "{} tokens are fewer than one window of {t}",
+            stream.len()
+        )));
     }
     ctx.bar.set_length(windows as u64);
     let (mut nats, mut count) = (0f64, 0u64);
@@ -302,7 +308,10 @@ pub(super) fn eval(ctx: &Ctx, p: &EvalParams) -> Result<Output, NodeError> {
             inputs.extend_from_slice(&stream[k * t..k * t + t]);
             targets.extend_from_slice(&stream[k * t + 1..k * t + t + 1]);
         }
-        let loss = model.forward(&inputs, Some(&targets), None, b, t).map_err(model_err)?.unwrap_or(f32::NAN);
+        let loss = model
+            .forward(&inputs, Some(&targets), None, b, t)
+            .map_err(model_err)?
+            .unwrap_or(f32::NAN);
         nats += loss as f64 * (b * t) as f64;
         count += (b * t) as u64;
         w += b;
@@ -313,7 +322,10 @@ pub(super) fn eval(ctx: &Ctx, p: &EvalParams) -> Result<Output, NodeError> {
     let total_tokens = stream.len().max(1) as f64;
     let eval_bytes = bytes as f64 * (count as f64 / total_tokens).min(1.0);
     let bpb = nats / std::f64::consts::LN_2 / eval_bytes.max(1.0);
-    ctx.log.line(format!("loss {loss:.4}, perplexity {:.2}, {bpb:.4} bits/byte over {count} tokens", loss.exp()));
+    ctx.log.line(format!(
+        "loss {loss:.4}, perplexity {:.2}, {bpb:.4} bits/byte over {count} tokens",
+        loss.exp()
+    ));
     let result = json!({ "loss": loss, "perplexity": loss.exp(), "bits_per_byte": bpb, "tokens": count, "bytes": eval_bytes.round() as u64, "seq_len": t });
     let path = ctx.out.join("eval.json");
     let text = serde_json::to_vec_pretty(&result).map_err(|e| e.to_string())?;

@@ -224,10 +224,26 @@ impl PretrainParams {
         need(self.grad_accum >= 1, "grad_accum", "must be at least 1".into());
         need(self.max_steps >= 1, "max_steps", "must be at least 1".into());
         need(self.lr > 0.0 && self.lr.is_finite(), "lr", format!("{} must be positive", self.lr));
-        need((0.0..=1.0).contains(&self.min_lr_ratio), "min_lr_ratio", format!("{} is outside [0, 1]", self.min_lr_ratio));
-        need((0.0..=1.0).contains(&self.decay_fraction), "decay_fraction", format!("{} is outside [0, 1]", self.decay_fraction));
-        need((0.0..1.0).contains(&self.beta1), "beta1", format!("{} is outside [0, 1)", self.beta1));
-        need((0.0..1.0).contains(&self.beta2), "beta2", format!("{} is outside [0, 1)", self.beta2));
+        need(
+            (0.0..=1.0).contains(&self.min_lr_ratio),
+            "min_lr_ratio",
+            format!("{} is outside [0, 1]", self.min_lr_ratio),
+        );
+        need(
+            (0.0..=1.0).contains(&self.decay_fraction),
+            "decay_fraction",
+            format!("{} is outside [0, 1]", self.decay_fraction),
+        );
+        need(
+            (0.0..1.0).contains(&self.beta1),
+            "beta1",
+            format!("{} is outside [0, 1)", self.beta1),
+        );
+        need(
+            (0.0..1.0).contains(&self.beta2),
+            "beta2",
+            format!("{} is outside [0, 1)", self.beta2),
+        );
         need(self.eps > 0.0, "eps", "must be positive".into());
         need(self.weight_decay >= 0.0, "weight_decay", "must be at least 0".into());
         need(self.grad_clip >= 0.0, "grad_clip", "must be at least 0".into());
@@ -242,7 +258,11 @@ impl PretrainParams {
             "model.n_embd",
             format!("{} must be a positive multiple of n_head {}", arch.n_embd, arch.n_head),
         );
-        need(arch.dropout == 0.0, "model.dropout", format!("{} > 0 is not supported yet; use 0", arch.dropout));
+        need(
+            arch.dropout == 0.0,
+            "model.dropout",
+            format!("{} > 0 is not supported yet; use 0", arch.dropout),
+        );
         p
     }
 }

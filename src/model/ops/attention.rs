@@ -11,7 +11,7 @@
 //! Matmuls inside a task use the `gemm` crate serially in f32 (attention is a
 //! few percent of GPT-2's FLOPs at T ≤ 1024; bf16 is used for the projections).
 
-use super::{dot_lanes, fast_exp, max_lanes};
+use super::{dot_lanes, exp_inplace_sum, fast_exp, max_lanes};
 use crate::backend::cpu::gemm_f32_raw;
 use rayon::prelude::*;
 
@@ -108,12 +108,7 @@ unsafe fn forward_task(d: Dims, task: usize, out: *mut f32, lse: *mut f32, qkv: 
             let row = &mut scores[r * t..r * t + cols];
             let (live, dead) = row.split_at_mut(i + 1);
             let max = max_lanes(live);
-            let mut sum = [0.0f32; 16];
-            for (j, x) in live.iter_mut().enumerate() {
-                *x = fast_exp(*x - max);
-                sum[j % 16] += *x;
-            }
-            let l: f32 = sum.iter().sum();
+            let l = exp_inplace_sum(live, max);
             let inv = 1.0 / l;
             for x in live.iter_mut() {
                 *x *= inv;

@@ -68,6 +68,39 @@ pub fn max_lanes(xs: &[f32]) -> f32 {
     acc.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
 }
 
+/// Replaces each `x` by `e^(x − shift)` and returns their sum (16 lanes).
+#[inline]
+pub fn exp_inplace_sum(xs: &mut [f32], shift: f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let mut chunks = xs.chunks_exact_mut(16);
+    for ch in &mut chunks {
+        for (a, x) in acc.iter_mut().zip(ch.iter_mut()) {
+            *x = fast_exp(*x - shift);
+            *a += *x;
+        }
+    }
+    let mut rest = 0.0;
+    for x in chunks.into_remainder() {
+        *x = fast_exp(*x - shift);
+        rest += *x;
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// Sum of `e^(x − shift)` (16 lanes), leaving `xs` untouched.
+#[inline]
+pub fn exp_sum(xs: &[f32], shift: f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().map(|&x| fast_exp(x - shift)).sum();
+    for ch in chunks {
+        for (a, x) in acc.iter_mut().zip(ch) {
+            *a += fast_exp(*x - shift);
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
 /// Dot product with 16 independent lanes.
 #[inline]
 pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
@@ -174,6 +207,11 @@ mod tests {
         assert_eq!(max_lanes(&xs), 50.0);
         assert_eq!(dot_lanes(&xs, &xs), xs.iter().map(|x| x * x).sum::<f32>());
         assert_eq!(max_lanes(&[]), f32::NEG_INFINITY);
+        let mut ys: Vec<f32> = (0..37).map(|i| i as f32 * 0.1).collect();
+        let want: f64 = ys.iter().map(|&y| (y as f64 - 1.0).exp()).sum();
+        assert!((exp_sum(&ys, 1.0) as f64 - want).abs() < 1e-5 * want);
+        assert!((exp_inplace_sum(&mut ys, 1.0) as f64 - want).abs() < 1e-5 * want);
+        assert!((ys[10] as f64 - 1.0).abs() < 1e-6);
     }
 
     #[test]

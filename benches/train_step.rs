@@ -34,12 +34,39 @@ struct Bench {
 }
 
 fn bench(name: &str) -> Option<Bench> {
-    let gpt = |l, h, c, t, v| GptConfig { n_layer: l, n_head: h, n_embd: c, block_size: t, vocab_size: v, dropout: 0.0 };
+    let gpt = |l, h, c, t, v| GptConfig {
+        n_layer: l,
+        n_head: h,
+        n_embd: c,
+        block_size: t,
+        vocab_size: v,
+        dropout: 0.0,
+    };
     Some(match name {
-        "tiny" => Bench { name: "tiny", cfg: gpt(4, 4, 256, 256, 8192), b: 8, t: 256 },
-        "small" => Bench { name: "small", cfg: gpt(6, 6, 384, 256, 8192), b: 8, t: 256 },
-        "124m" => Bench { name: "124m", cfg: gpt(12, 12, 768, 256, 50257), b: 4, t: 256 },
-        "124m-1024" => Bench { name: "124m-1024", cfg: gpt(12, 12, 768, 1024, 50257), b: 4, t: 1024 },
+        "tiny" => Bench {
+            name: "tiny",
+            cfg: gpt(4, 4, 256, 256, 8192),
+            b: 8,
+            t: 256,
+        },
+        "small" => Bench {
+            name: "small",
+            cfg: gpt(6, 6, 384, 256, 8192),
+            b: 8,
+            t: 256,
+        },
+        "124m" => Bench {
+            name: "124m",
+            cfg: gpt(12, 12, 768, 256, 50257),
+            b: 4,
+            t: 256,
+        },
+        "124m-1024" => Bench {
+            name: "124m-1024",
+            cfg: gpt(12, 12, 768, 1024, 50257),
+            b: 4,
+            t: 1024,
+        },
         _ => return None,
     })
 }
@@ -134,7 +161,11 @@ fn synthetic_stream(n: usize, vocab: usize) -> Vec<u32> {
     let mut out = Vec::with_capacity(n);
     let mut prev = 1u64;
     for _ in 0..n {
-        let next = if r.uniform() < 0.1 { r.next_u64() % vocab as u64 } else { (prev * 31 + 7) % vocab as u64 };
+        let next = if r.uniform() < 0.1 {
+            r.next_u64() % vocab as u64
+        } else {
+            (prev * 31 + 7) % vocab as u64
+        };
         out.push(next as u32);
         prev = next;
     }
@@ -152,7 +183,15 @@ fn curve(steps: usize) {
         let mut losses = Vec::with_capacity(steps);
         for s in 0..steps {
             let off = s * b * t;
-            let (l, _) = step(&mut m, &mut opt, &stream[off..off + b * t], &stream[off + 1..off + 1 + b * t], b, t, 1e-3);
+            let (l, _) = step(
+                &mut m,
+                &mut opt,
+                &stream[off..off + b * t],
+                &stream[off + 1..off + 1 + b * t],
+                b,
+                t,
+                1e-3,
+            );
             losses.push(l);
         }
         curves.push(losses);
@@ -163,7 +202,11 @@ fn curve(steps: usize) {
     for s in (0..steps).step_by((steps / 10).max(1)).chain([steps - 1]) {
         println!("step {s:>4}: f32 {:.4}  bf16 {:.4}", curves[0][s], curves[1][s]);
     }
-    println!("bf16 vs f32 over {steps} steps: max relative difference {:.2}%, mean {:.3}%", 100.0 * max, 100.0 * mean);
+    println!(
+        "bf16 vs f32 over {steps} steps: max relative difference {:.2}%, mean {:.3}%",
+        100.0 * max,
+        100.0 * mean
+    );
 }
 
 fn main() {

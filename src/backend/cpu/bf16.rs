@@ -78,6 +78,14 @@ unsafe impl Send for SendPtr {}
 #[cfg(target_arch = "x86_64")]
 unsafe impl Sync for SendPtr {}
 
+#[cfg(target_arch = "x86_64")]
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Packs `view` (`[rows, k]`) into panels of `w` rows of k-pairs (see the
 /// module doc), zero-padding past `rows` and `k`. Two fast paths cover every
 /// layout the model uses: rows contiguous (`cs == 1`) and columns
@@ -174,7 +182,6 @@ pub(crate) fn matmul(
     let (tm, tn) = (mp.div_ceil(TASK_MR), np.div_ceil(TASK_NR));
     let cptr = SendPtr(c.as_mut_ptr());
     (0..tm * tn).into_par_iter().for_each(|task| {
-        let cptr = cptr;
         let (ti, tj) = (task / tn, task % tn);
         for p in ti * TASK_MR..((ti + 1) * TASK_MR).min(mp) {
             for q in tj * TASK_NR..((tj + 1) * TASK_NR).min(np) {
@@ -188,7 +195,7 @@ pub(crate) fn matmul(
                         k2,
                         pa[p * MR * k2..].as_ptr(),
                         pb[q * NR * k2..].as_ptr(),
-                        cptr.0.add(i0 * ldc + j0),
+                        cptr.get().add(i0 * ldc + j0),
                         ldc,
                         mr,
                         nr,
@@ -299,7 +306,14 @@ mod tests {
             let layouts = [
                 (MatRef::row_major(&a, k), MatRef::row_major(&b, n)),
                 (MatRef::transposed(&at, m), MatRef::transposed(&bt, k)),
-                (MatRef { data: &ap, rs: 2 * k, cs: 2 }, MatRef { data: &b, rs: n, cs: 1 }),
+                (
+                    MatRef {
+                        data: &ap,
+                        rs: 2 * k,
+                        cs: 2,
+                    },
+                    MatRef { data: &b, rs: n, cs: 1 },
+                ),
                 (MatRef { data: &at, rs: 1, cs: m }, MatRef { data: &b, rs: n, cs: 1 }),
             ];
             for (li, (av, bv)) in layouts.into_iter().enumerate() {
@@ -308,7 +322,10 @@ mod tests {
                 for (i, (got, want)) in c.iter().zip(&want).enumerate() {
                     // Same rounded operands; only the f32 summation order differs.
                     let tol = 1e-5 * (k as f32).sqrt() * 4.0;
-                    assert!((got - 0.5 - want).abs() <= tol, "({m},{n},{k}) layout {li} elem {i}: {got} - 0.5 vs {want}");
+                    assert!(
+                        (got - 0.5 - want).abs() <= tol,
+                        "({m},{n},{k}) layout {li} elem {i}: {got} - 0.5 vs {want}"
+                    );
                 }
             }
         }

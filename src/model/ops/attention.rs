@@ -31,6 +31,13 @@ struct Shared(*mut f32);
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
+impl Shared {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Geometry of one call.
 #[derive(Clone, Copy)]
 struct Dims {
@@ -68,11 +75,10 @@ pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], b: usize, t: usize
     );
     let (outp, lsep) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
     for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
-        let (outp, lsep) = (outp, lsep);
         // SAFETY: task (b, h) writes only rows b·T.. of out at columns
         // h·hs..(h+1)·hs and lse[b, h, ..]; the asserted shapes keep every
         // access in bounds.
-        unsafe { forward_task(d, task, outp.0, lsep.0, qkv, s) };
+        unsafe { forward_task(d, task, outp.get(), lsep.get(), qkv, s) };
     });
 }
 
@@ -148,10 +154,9 @@ pub fn backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &
     );
     let dp = Shared(dqkv.as_mut_ptr());
     for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
-        let dp = dp;
         // SAFETY: task (b, h) writes only rows b·T.. of dqkv at its head's
         // q, k and v columns; shapes asserted above.
-        unsafe { backward_task(d, task, dp.0, dout, qkv, out, lse, s) };
+        unsafe { backward_task(d, task, dp.get(), dout, qkv, out, lse, s) };
     });
 }
 

@@ -153,7 +153,7 @@ mod tests {
             weight_decay: 0.1,
         };
         // Params 0..2 decay, 2..3 does not.
-        let mut opt = AdamW::new(cfg, 3, [0..2]);
+        let mut opt = AdamW::new(cfg, 3, std::iter::once(0..2));
         let mut p = vec![1.0f32, -2.0, 0.5];
         let g = [0.1f32, 0.2, -0.3];
         let lr = 0.01;
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn zero_gradient_and_no_decay_leave_params_alone() {
-        let mut opt = AdamW::new(AdamWConfig::default(), 4, [1..2]);
+        let mut opt = AdamW::new(AdamWConfig::default(), 4, std::iter::once(1..2));
         let mut p = vec![0.0f32, 0.0, 3.0, 4.0];
         opt.update(&mut p, &[0.0; 4], 0.1, 1.0);
         assert_eq!(p, vec![0.0, 0.0, 3.0, 4.0]);

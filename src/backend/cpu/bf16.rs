@@ -78,30 +78,61 @@ unsafe impl Send for SendPtr {}
 #[cfg(target_arch = "x86_64")]
 unsafe impl Sync for SendPtr {}
 
-/// Packs `x` (`[rows, k]` through `get(r, p)`) into panels of `w` rows of k-pairs.
+#[cfg(target_arch = "x86_64")]
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Packs `view` (`[rows, k]`) into panels of `w` rows of k-pairs (see the
+/// module doc), zero-padding past `rows` and `k`. Two fast paths cover every
+/// layout the model uses: rows contiguous (`cs == 1`) and columns
+/// contiguous (`rs == 1`); both convert without per-element bounds checks.
 #[cfg(target_arch = "x86_64")]
 fn pack(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32]) {
     let k2 = k.div_ceil(2);
-    let get = |r: usize, p: usize| {
-        if r < rows && p < k {
-            view.data[r * view.rs + p * view.cs]
-        } else {
-            0.0
-        }
-    };
+    let full_k = k / 2;
     out.par_chunks_mut(k2 * w).enumerate().for_each(|(panel, dst)| {
         let r0 = panel * w;
+        let live = w.min(rows - r0);
+        if live < w {
+            dst.fill(0);
+        }
         if view.cs == 1 {
-            // Rows are contiguous: walk each row, scatter pairs with stride w.
-            for r in 0..w {
-                for kk in 0..k2 {
-                    dst[kk * w + r] = pair(get(r0 + r, 2 * kk), get(r0 + r, 2 * kk + 1));
+            // Each row is contiguous: convert its pairs, scatter with stride w.
+            for r in 0..live {
+                let src = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
+                for (kk, pr) in src.chunks_exact(2).enumerate() {
+                    dst[kk * w + r] = pair(pr[0], pr[1]);
+                }
+                if k % 2 == 1 {
+                    dst[full_k * w + r] = pair(src[k - 1], 0.0);
+                }
+            }
+        } else if view.rs == 1 {
+            // Each column is contiguous across the panel's rows: for a pair
+            // of columns, both sources and the destination are contiguous.
+            for kk in 0..k2 {
+                let lo = &view.data[r0 + 2 * kk * view.cs..r0 + 2 * kk * view.cs + live];
+                let d = &mut dst[kk * w..kk * w + live];
+                if 2 * kk + 1 < k {
+                    let hi = &view.data[r0 + (2 * kk + 1) * view.cs..r0 + (2 * kk + 1) * view.cs + live];
+                    for ((d, &l), &h) in d.iter_mut().zip(lo).zip(hi) {
+                        *d = pair(l, h);
+                    }
+                } else {
+                    for (d, &l) in d.iter_mut().zip(lo) {
+                        *d = pair(l, 0.0);
+                    }
                 }
             }
         } else {
+            let get = |r: usize, p: usize| if p < k { view.data[(r0 + r) * view.rs + p * view.cs] } else { 0.0 };
             for kk in 0..k2 {
-                for r in 0..w {
-                    dst[kk * w + r] = pair(get(r0 + r, 2 * kk), get(r0 + r, 2 * kk + 1));
+                for r in 0..live {
+                    dst[kk * w + r] = pair(get(r, 2 * kk), get(r, 2 * kk + 1));
                 }
             }
         }
@@ -151,7 +182,6 @@ pub(crate) fn matmul(
     let (tm, tn) = (mp.div_ceil(TASK_MR), np.div_ceil(TASK_NR));
     let cptr = SendPtr(c.as_mut_ptr());
     (0..tm * tn).into_par_iter().for_each(|task| {
-        let cptr = cptr;
         let (ti, tj) = (task / tn, task % tn);
         for p in ti * TASK_MR..((ti + 1) * TASK_MR).min(mp) {
             for q in tj * TASK_NR..((tj + 1) * TASK_NR).min(np) {
@@ -165,7 +195,7 @@ pub(crate) fn matmul(
                         k2,
                         pa[p * MR * k2..].as_ptr(),
                         pb[q * NR * k2..].as_ptr(),
-                        cptr.0.add(i0 * ldc + j0),
+                        cptr.get().add(i0 * ldc + j0),
                         ldc,
                         mr,
                         nr,
@@ -267,12 +297,36 @@ mod tests {
             let a = data(m * k, m as u64);
             let b = data(k * n, n as u64);
             let want = reference(m, n, k, &a, &b);
-            let mut c = vec![0.5f32; m * n];
-            be.matmul(m, n, k, &mut c, n, true, MatRef::row_major(&a, k), MatRef::row_major(&b, n));
-            for (i, (got, want)) in c.iter().zip(&want).enumerate() {
-                // Same rounded operands; only the f32 summation order differs.
-                let tol = 1e-5 * (k as f32).sqrt() * 4.0;
-                assert!((got - 0.5 - want).abs() <= tol, "({m},{n},{k}) elem {i}: {got} - 0.5 vs {want}");
+            // The same logical a and b stored three ways, to reach every
+            // packing path: row-major, transposed, and padded rows (generic).
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            // Every other element: neither rows nor columns contiguous.
+            let ap: Vec<f32> = (0..2 * m * k).map(|i| if i % 2 == 0 { a[i / 2] } else { f32::NAN }).collect();
+            let layouts = [
+                (MatRef::row_major(&a, k), MatRef::row_major(&b, n)),
+                (MatRef::transposed(&at, m), MatRef::transposed(&bt, k)),
+                (
+                    MatRef {
+                        data: &ap,
+                        rs: 2 * k,
+                        cs: 2,
+                    },
+                    MatRef { data: &b, rs: n, cs: 1 },
+                ),
+                (MatRef { data: &at, rs: 1, cs: m }, MatRef { data: &b, rs: n, cs: 1 }),
+            ];
+            for (li, (av, bv)) in layouts.into_iter().enumerate() {
+                let mut c = vec![0.5f32; m * n];
+                be.matmul(m, n, k, &mut c, n, true, av, bv);
+                for (i, (got, want)) in c.iter().zip(&want).enumerate() {
+                    // Same rounded operands; only the f32 summation order differs.
+                    let tol = 1e-5 * (k as f32).sqrt() * 4.0;
+                    assert!(
+                        (got - 0.5 - want).abs() <= tol,
+                        "({m},{n},{k}) layout {li} elem {i}: {got} - 0.5 vs {want}"
+                    );
+                }
             }
         }
     }

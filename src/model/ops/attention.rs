@@ -11,7 +11,7 @@
 //! Matmuls inside a task use the `gemm` crate serially in f32 (attention is a
 //! few percent of GPT-2's FLOPs at T ≤ 1024; bf16 is used for the projections).
 
-use super::{dot_lanes, fast_exp, max_lanes};
+use super::{dot_lanes, exp_inplace_sum, fast_exp, max_lanes};
 use crate::backend::cpu::gemm_f32_raw;
 use rayon::prelude::*;
 
@@ -30,6 +30,13 @@ struct Shared(*mut f32);
 // SAFETY: tasks write disjoint (batch, head) column blocks; see the callers.
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// Geometry of one call.
 #[derive(Clone, Copy)]
@@ -68,11 +75,10 @@ pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], b: usize, t: usize
     );
     let (outp, lsep) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
     for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
-        let (outp, lsep) = (outp, lsep);
         // SAFETY: task (b, h) writes only rows b·T.. of out at columns
         // h·hs..(h+1)·hs and lse[b, h, ..]; the asserted shapes keep every
         // access in bounds.
-        unsafe { forward_task(d, task, outp.0, lsep.0, qkv, s) };
+        unsafe { forward_task(d, task, outp.get(), lsep.get(), qkv, s) };
     });
 }
 
@@ -108,12 +114,7 @@ unsafe fn forward_task(d: Dims, task: usize, out: *mut f32, lse: *mut f32, qkv: 
             let row = &mut scores[r * t..r * t + cols];
             let (live, dead) = row.split_at_mut(i + 1);
             let max = max_lanes(live);
-            let mut sum = [0.0f32; 16];
-            for (j, x) in live.iter_mut().enumerate() {
-                *x = fast_exp(*x - max);
-                sum[j % 16] += *x;
-            }
-            let l: f32 = sum.iter().sum();
+            let l = exp_inplace_sum(live, max);
             let inv = 1.0 / l;
             for x in live.iter_mut() {
                 *x *= inv;
@@ -153,10 +154,9 @@ pub fn backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &
     );
     let dp = Shared(dqkv.as_mut_ptr());
     for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
-        let dp = dp;
         // SAFETY: task (b, h) writes only rows b·T.. of dqkv at its head's
         // q, k and v columns; shapes asserted above.
-        unsafe { backward_task(d, task, dp.0, dout, qkv, out, lse, s) };
+        unsafe { backward_task(d, task, dp.get(), dout, qkv, out, lse, s) };
     });
 }
 

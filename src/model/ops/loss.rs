@@ -6,7 +6,7 @@
 //! positions (so a batch where the mask hides half the tokens still has a
 //! loss on the same scale).
 
-use super::{fast_exp, max_lanes, sum_lanes};
+use super::{exp_sum, fast_exp, max_lanes};
 use rayon::prelude::*;
 
 /// Number of counted positions: all, or those with a non-zero mask.
@@ -33,11 +33,7 @@ pub fn forward(losses: &mut [f32], lse: &mut [f32], logits: &[f32], targets: &[u
             }
             let row = &logits[i * vp..i * vp + v];
             let max = max_lanes(row);
-            let mut acc = [0.0f32; 16];
-            for (j, &x) in row.iter().enumerate() {
-                acc[j % 16] += fast_exp(x - max);
-            }
-            let l = max + sum_lanes(&acc).ln();
+            let l = max + exp_sum(row, max).ln();
             *lse = l;
             *loss = l - row[targets[i] as usize];
         });

@@ -27,17 +27,22 @@ use std::ops::Range;
 /// ~1e-38 instead of 0, which no softmax can tell apart).
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let x = x.max(-87.0).min(88.0);
+    // Round to nearest with the 1.5·2²³ trick instead of `floor` (a libm
+    // call on baseline x86-64) and read n from the sum's low mantissa bits
+    // instead of a saturating `as i32`: both keep the loop vectorised.
+    let t = x * std::f32::consts::LOG2_E + 12_582_912.0;
+    let n = t - 12_582_912.0;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    y * f32::from_bits(((ni + 127) as u32) << 23)
 }
 
 /// Sum with 16 independent lanes (vectorisable, fixed order).
@@ -66,6 +71,39 @@ pub fn max_lanes(xs: &[f32]) -> f32 {
         }
     }
     acc.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
+/// Replaces each `x` by `e^(x − shift)` and returns their sum (16 lanes).
+#[inline]
+pub fn exp_inplace_sum(xs: &mut [f32], shift: f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let mut chunks = xs.chunks_exact_mut(16);
+    for ch in &mut chunks {
+        for (a, x) in acc.iter_mut().zip(ch.iter_mut()) {
+            *x = fast_exp(*x - shift);
+            *a += *x;
+        }
+    }
+    let mut rest = 0.0;
+    for x in chunks.into_remainder() {
+        *x = fast_exp(*x - shift);
+        rest += *x;
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// Sum of `e^(x − shift)` (16 lanes), leaving `xs` untouched.
+#[inline]
+pub fn exp_sum(xs: &[f32], shift: f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().map(|&x| fast_exp(x - shift)).sum();
+    for ch in chunks {
+        for (a, x) in acc.iter_mut().zip(ch) {
+            *a += fast_exp(*x - shift);
+        }
+    }
+    acc.iter().sum::<f32>() + rest
 }
 
 /// Dot product with 16 independent lanes.
@@ -174,6 +212,11 @@ mod tests {
         assert_eq!(max_lanes(&xs), 50.0);
         assert_eq!(dot_lanes(&xs, &xs), xs.iter().map(|x| x * x).sum::<f32>());
         assert_eq!(max_lanes(&[]), f32::NEG_INFINITY);
+        let mut ys: Vec<f32> = (0..37).map(|i| i as f32 * 0.1).collect();
+        let want: f64 = ys.iter().map(|&y| (y as f64 - 1.0).exp()).sum();
+        assert!((exp_sum(&ys, 1.0) as f64 - want).abs() < 1e-5 * want);
+        assert!((exp_inplace_sum(&mut ys, 1.0) as f64 - want).abs() < 1e-5 * want);
+        assert!((ys[10] as f64 - 1.0).abs() < 1e-6);
     }
 
     #[test]

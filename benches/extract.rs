@@ -23,6 +23,22 @@ fn main() {
     let bytes: usize = pages.iter().map(Vec::len).sum();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
     println!("kiln extract: {} pages, {bytes} bytes; 2 threads, {runs} runs", pages.len());
+    // The ceiling: decoding and html5ever parsing alone, no extraction.
+    let mut rates: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let n: usize = pool.install(|| {
+                pages
+                    .par_iter()
+                    .map(|b| scraper::Html::parse_document(&decode_html(b)).tree.values().count())
+                    .sum()
+            });
+            std::hint::black_box(n);
+            pages.len() as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    println!("decode + html5ever parse only: pages/s(median of {runs})={:.1}", rates[runs / 2]);
     for favor in [Favor::Balanced, Favor::Precision, Favor::Recall] {
         let p = ExtractParams {
             favor,

@@ -179,7 +179,7 @@ impl Walker {
         }
         let mut flags = patterns::attr_flags(e, buf);
         flags |= match tag {
-            Tag::Nav | Tag::Aside | Tag::Footer | Tag::Address | Tag::Time | Tag::Form => NEG,
+            Tag::Nav | Tag::Aside | Tag::Footer | Tag::Address | Tag::Time | Tag::Form | Tag::Figcaption => NEG,
             // A page header is chrome; an article's header holds its headline.
             Tag::Header if self.articles == 0 => NEG,
             Tag::Article | Tag::Main => MAIN,

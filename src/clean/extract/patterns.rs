@@ -53,6 +53,8 @@ pub(super) enum Tag {
     Aside,
     Form,
     Address,
+    /// `<figcaption>`: photo captions and credits, boilerplate for the benchmark and for LM text.
+    Figcaption,
     Time,
     A,
     Br,
@@ -114,6 +116,7 @@ pub(super) fn tag_of(name: &str) -> Tag {
         "aside" => Tag::Aside,
         "form" => Tag::Form,
         "address" => Tag::Address,
+        "figcaption" => Tag::Figcaption,
         "time" => Tag::Time,
         "a" => Tag::A,
         "br" => Tag::Br,
@@ -123,8 +126,8 @@ pub(super) fn tag_of(name: &str) -> Tag {
         | "canvas" | "video" | "audio" | "picture" | "source" | "track" | "map" | "area" | "button" | "input" | "select" | "option"
         | "optgroup" | "datalist" | "textarea" | "label" | "output" | "progress" | "meter" | "dialog" | "link" | "img" | "rp" | "rt"
         | "marquee" => Tag::Drop,
-        "center" | "figure" | "figcaption" | "details" | "summary" | "fieldset" | "legend" | "hr" | "hgroup" | "thead" | "tbody"
-        | "tfoot" | "caption" | "colgroup" | "noframes" | "dir" | "search" => Tag::Block,
+        "center" | "figure" | "details" | "summary" | "fieldset" | "legend" | "hr" | "hgroup" | "thead" | "tbody" | "tfoot" | "caption"
+        | "colgroup" | "noframes" | "dir" | "search" => Tag::Block,
         _ => Tag::Inline,
     }
 }
@@ -296,8 +299,18 @@ const GLUED_POS: &[&str] = &["article", "content", "story"];
 fn name_flags(name: &str, buf: &mut String) -> u16 {
     buf.clear();
     buf.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+    // A BEM modifier (`section--ads`, `o-section--has-ads`) describes the block, it is not one.
+    let block = buf.split("--").next().unwrap_or("");
     let (mut f, mut pos, mut header) = (0u16, false, false);
-    for part in buf.split(|c: char| !c.is_ascii_alphanumeric()).filter(|s| !s.is_empty()) {
+    let mut prev = "";
+    for part in block.split(|c: char| !c.is_ascii_alphanumeric()).filter(|s| !s.is_empty()) {
+        // "has-sidebar", "with-ads", "no-comments": a state of the element, not its role.
+        if matches!(
+            std::mem::replace(&mut prev, part),
+            "has" | "with" | "no" | "without" | "show" | "hide" | "is" | "enable"
+        ) {
+            continue;
+        }
         if STRONG_PARTS.contains(&part) {
             f |= STRONG | NEG;
         } else if NEG_PARTS.contains(&part) {
@@ -366,6 +379,31 @@ pub(super) fn attr_flags(e: &Element, buf: &mut String) -> u16 {
         }
     }
     f
+}
+
+/// Short lines that credit a photo or source ("Foto: dpa", "Credit: Reuters", "© AFP").
+pub(super) fn is_credit_line(line: &str) -> bool {
+    if line.chars().count() > 80 {
+        return false;
+    }
+    let l = line.trim_start().to_lowercase();
+    l.starts_with('©')
+        || [
+            "foto:",
+            "fotos:",
+            "photo:",
+            "photos:",
+            "bild:",
+            "bilder:",
+            "credit:",
+            "credits:",
+            "image:",
+            "crédits photos",
+            "quelle:",
+            "source:",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
 }
 
 /// Whole lines that are interface words, not text (share buttons, ad labels, "read more").

@@ -22,25 +22,36 @@ use crate::clean::Reason;
 
 /// Per-favor thresholds.
 struct Knobs {
-    /// Lines with a larger share of link text are dropped.
+    /// Lines shorter than `link_line_chars` with a larger share of link text are dropped;
+    /// longer lines are prose with links in it. trafilatura's `link_density_test` uses
+    /// 0.8 of up to 100 chars (200 when favouring precision).
     max_link_density: f32,
+    link_line_chars: u32,
     /// Siblings of the best container are kept from this fraction of its score.
     sibling_ratio: f32,
+    /// Drop short photo/source credit lines.
+    drop_credits: bool,
 }
 
 fn knobs(f: Favor) -> Knobs {
     match f {
         Favor::Precision => Knobs {
-            max_link_density: 0.35,
+            max_link_density: 0.5,
+            link_line_chars: 300,
             sibling_ratio: 0.3,
+            drop_credits: true,
         },
         Favor::Balanced => Knobs {
-            max_link_density: 0.5,
+            max_link_density: 0.8,
+            link_line_chars: 200,
             sibling_ratio: 0.2,
+            drop_credits: true,
         },
         Favor::Recall => Knobs {
-            max_link_density: 0.7,
+            max_link_density: 0.9,
+            link_line_chars: 100,
             sibling_ratio: 0.1,
+            drop_credits: false,
         },
     }
 }
@@ -108,9 +119,14 @@ pub(super) fn select(page: &Page, p: &ExtractParams, budget: &mut Budget) -> Res
         budget.tick()?;
         let f = els[i].flags;
         let share = prose[i] as f32 / total;
+        let of_parent = prose[i] as f32 / prose[parent(i)].max(1) as f32;
         let flagged = f & (NEG | STRONG | HIDDEN) != 0 && !matches!(els[i].tag, Tag::Html | Tag::Body);
-        let protected =
-            (f & MAIN != 0 && f & STRONG == 0) || (f & POS != 0 && share >= 0.25) || (f & STRONG == 0 && share >= 0.5) || share >= 0.7;
+        // A flagged element holding (nearly) all of its parent's prose is a wrapper
+        // (`elementor-widget-wrap`, `page has-sidebar`), not the boilerplate itself.
+        let protected = (f & MAIN != 0 && f & STRONG == 0)
+            || (f & POS != 0 && share >= 0.25)
+            || (f & STRONG == 0 && (share >= 0.5 || of_parent >= 0.8))
+            || share >= 0.7;
         removed[i] = removed[parent(i)] || (flagged && !protected);
     }
 
@@ -263,19 +279,39 @@ fn keep_blocks(page: &Page, removed: &[bool], roots: &[usize], size: &[u32], k: 
             continue;
         }
         let ld = b.link_chars as f32 / b.chars.max(1) as f32;
-        if ld > k.max_link_density {
+        if ld > k.max_link_density && b.chars < k.link_line_chars {
             continue;
         }
         let tag = page.els[el].tag;
         if baseline && !(scoreable(tag) || matches!(tag, Tag::Li | Tag::H(_))) {
             continue;
         }
-        if patterns::is_boilerplate_line(page.block_text(b)) {
+        let text = page.block_text(b);
+        if patterns::is_boilerplate_line(text) || (k.drop_credits && patterns::is_credit_line(text)) {
             continue;
         }
         out.push(i as u32);
     }
+    drop_orphan_headings(page, &mut out);
     out
+}
+
+/// Drops headings whose section lost all its lines ("Related posts" over a dropped
+/// link list, "Comments" over a removed thread): a kept heading directly followed by a
+/// dropped block, with no kept line before the next heading or the end.
+fn drop_orphan_headings(page: &Page, kept: &mut Vec<u32>) {
+    let is_heading = |i: u32| matches!(page.els[page.blocks[i as usize].el as usize].tag, Tag::H(_));
+    let mut keep = vec![true; kept.len()];
+    for j in 0..kept.len() {
+        let i = kept[j];
+        let next_kept = kept.get(j + 1).copied();
+        let next_dropped = (i as usize + 1) < page.blocks.len() && next_kept != Some(i + 1);
+        if is_heading(i) && next_dropped && next_kept.is_none_or(is_heading) {
+            keep[j] = false;
+        }
+    }
+    let mut it = keep.iter();
+    kept.retain(|_| it.next().copied().unwrap_or(true));
 }
 
 /// Joins the kept blocks into lines; cells of one table row share a line, joined by " | ".

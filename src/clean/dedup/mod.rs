@@ -18,6 +18,14 @@
 //!    root (the earliest member of its component);
 //! 4. the filter, per input file, in `exec` (it writes the artifact).
 //!
+//! Memory: the sort buffers take `memory_bytes` less a reserve (a quarter,
+//! at most 64 MiB) for the batch in flight; `minhash` splits that between
+//! its bands (all may sort at once), `lines` gives its sort half. Records
+//! beyond a buffer spill to disk. Outside the budget, and growing with the
+//! corpus: 5 bytes per document for clustering and the filter (parents and
+//! a flag), the ids of kept documents that have duplicates, and for `lines`
+//! 8 bytes per distinct frequent line.
+//!
 //! Nothing here knows about YAML or the engine.
 
 pub mod components;

@@ -259,17 +259,16 @@ pub fn train(
         }))?;
         hooks.step(state.step, loss, tok_s);
         let last = state.step == cfg.max_steps;
-        if last || (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every)) {
-            if let Some((vl, bpb)) = eval(model)? {
-                line(json!({"step": state.step, "val_loss": vl, "val_bpb": bpb}))?;
-                hooks.note(&format!(
-                    "step {}: val loss {vl:.4}{}",
-                    state.step,
-                    bpb.map(|b| format!(", {b:.4} bits/byte")).unwrap_or_default()
-                ));
-                if last {
-                    outcome.val = Some((vl, bpb));
-                }
+        let eval_now = last || (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every));
+        if eval_now && let Some((vl, bpb)) = eval(model)? {
+            line(json!({"step": state.step, "val_loss": vl, "val_bpb": bpb}))?;
+            hooks.note(&format!(
+                "step {}: val loss {vl:.4}{}",
+                state.step,
+                bpb.map(|b| format!(", {b:.4} bits/byte")).unwrap_or_default()
+            ));
+            if last {
+                outcome.val = Some((vl, bpb));
             }
         }
         if cfg.checkpoint_every > 0 && (state.step.is_multiple_of(cfg.checkpoint_every) || last) {

@@ -27,7 +27,7 @@ use std::ops::Range;
 /// ~1e-38 instead of 0, which no softmax can tell apart).
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
-    let x = x.max(-87.0).min(88.0);
+    let x = x.clamp(-87.0, 88.0);
     // Round to nearest with the 1.5·2²³ trick instead of `floor` (a libm
     // call on baseline x86-64) and read n from the sum's low mantissa bits
     // instead of a saturating `as i32`: both keep the loop vectorised.

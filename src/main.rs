@@ -112,6 +112,45 @@ enum Cmd {
     },
     /// Print the YAML reference (every op, every field).
     Reference,
+    /// Continue a prompt with a model, streaming the text as it is generated.
+    Sample {
+        /// A model directory (config.json, model.safetensors, tokenizer.json),
+        /// e.g. runs/<pipeline>/<node>.
+        model: PathBuf,
+        /// The text to continue; repeat for a batch (printed when all finish).
+        #[arg(long, required = true)]
+        prompt: Vec<String>,
+        /// Most tokens to generate per prompt.
+        #[arg(long, default_value_t = 128)]
+        max_new_tokens: usize,
+        /// Softmax temperature; 0 is greedy.
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f32,
+        /// Sample among the k most likely tokens; 0 = no limit.
+        #[arg(long, default_value_t = 200)]
+        top_k: usize,
+        /// Sample among the most likely tokens up to this probability mass; 1 = off.
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Random seed (same seed, same text).
+        #[arg(long, default_value_t = 1337)]
+        seed: u64,
+        /// Weight precision: bf16 streams half the bytes per token.
+        #[arg(long, value_enum, default_value = "bf16")]
+        precision: PrecisionArg,
+        /// Do not start the prompt with the tokenizer's BOS token.
+        #[arg(long)]
+        no_bos: bool,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrecisionArg {
+    F32,
+    Bf16,
 }
 
 fn load(file: &std::path::Path, sets: &[String]) -> Result<Pipeline, ExitCode> {
@@ -165,6 +204,46 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 Err(ExitCode::from(2))
             }
         },
+        Cmd::Sample {
+            model,
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            precision,
+            no_bos,
+            threads,
+        } => {
+            if let Some(t) = threads {
+                let _ = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global();
+            }
+            let args = kiln::infer::session::SampleArgs {
+                model,
+                prompts: prompt,
+                max_new_tokens,
+                sampling: kiln::infer::SampleConfig {
+                    temperature,
+                    top_k,
+                    top_p,
+                    seed,
+                },
+                precision: match precision {
+                    PrecisionArg::F32 => kiln::backend::Precision::F32,
+                    PrecisionArg::Bf16 => kiln::backend::Precision::Bf16,
+                },
+                bos: !no_bos,
+            };
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+            match kiln::infer::session::run(&args, &mut out, &mut err) {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
         Cmd::Reference => {
             print!("{}", spec::reference::markdown());
             Ok(ExitCode::SUCCESS)

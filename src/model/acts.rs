@@ -124,14 +124,7 @@ mod tests {
 
     #[test]
     fn ranges_are_disjoint_and_cover_the_buffer() {
-        let cfg = GptConfig {
-            n_layer: 2,
-            n_head: 2,
-            n_embd: 16,
-            block_size: 8,
-            vocab_size: 70,
-            dropout: 0.0,
-        };
+        let cfg = crate::model::tiny_config();
         let a = ActLayout::new(&cfg, 3, 5);
         assert_eq!(a.logits.len(), 15 * 128);
         assert_eq!(a.att_lse.len(), 2 * 3 * 2 * 5);

@@ -223,16 +223,7 @@ fn to_f32(v: &TensorView<'_>) -> Result<Vec<f32>, String> {
 mod tests {
     use super::*;
 
-    fn tiny() -> GptConfig {
-        GptConfig {
-            n_layer: 2,
-            n_head: 2,
-            n_embd: 16,
-            block_size: 8,
-            vocab_size: 70,
-            dropout: 0.0,
-        }
-    }
+    use crate::model::tiny_config as tiny;
 
     #[test]
     fn save_then_load_gives_the_same_model() {

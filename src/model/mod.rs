@@ -115,6 +115,20 @@ impl GptConfig {
     }
 }
 
+/// The tiny config the unit tests share: 2 layers, 2 heads, 16 wide, T 8,
+/// a 70-token vocabulary padded to 128.
+#[cfg(test)]
+pub(crate) fn tiny_config() -> GptConfig {
+    GptConfig {
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 16,
+        block_size: 8,
+        vocab_size: 70,
+        dropout: 0.0,
+    }
+}
+
 /// Errors from building or running the model; each names what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

@@ -138,13 +138,7 @@ impl FineWebQuality {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn class(r: Result<(), Reason>) -> String {
-        match r {
-            Ok(()) => "keep".into(),
-            Err(e) => e.split(':').next().unwrap_or_default().to_string(),
-        }
-    }
+    use crate::clean::filters::test_class as class;
 
     fn only(f: impl FnOnce(&mut FineWebQualityParams)) -> FineWebQuality {
         let mut p = FineWebQualityParams {

@@ -211,16 +211,10 @@ impl GopherQuality {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clean::filters::test_class as class;
 
     fn step() -> GopherQuality {
         GopherQuality::new(&GopherQualityParams::default()).unwrap()
-    }
-
-    fn class(r: Result<(), Reason>) -> String {
-        match r {
-            Ok(()) => "keep".into(),
-            Err(e) => e.split(':').next().unwrap_or_default().to_string(),
-        }
     }
 
     /// `n` words of plain prose (4-letter mean length) with two stop words.

@@ -250,13 +250,7 @@ impl GopherRepetition {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn class(r: Result<(), Reason>) -> String {
-        match r {
-            Ok(()) => "keep".into(),
-            Err(e) => e.split(':').next().unwrap_or_default().to_string(),
-        }
-    }
+    use crate::clean::filters::test_class as class;
 
     /// Only the named rule on, at its default.
     fn only(f: impl FnOnce(&mut GopherRepetitionParams, &GopherRepetitionParams)) -> GopherRepetition {

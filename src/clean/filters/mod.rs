@@ -27,6 +27,15 @@ pub use url::{UrlFilter, UrlFilterParams};
 
 pub use super::Reason;
 
+/// A keep/drop result as its reason class (`keep` when kept), for tests.
+#[cfg(test)]
+pub(crate) fn test_class(r: Result<(), Reason>) -> String {
+    match r {
+        Ok(()) => "keep".into(),
+        Err(e) => e.split(':').next().unwrap_or_default().to_string(),
+    }
+}
+
 /// `(field, message)` for a parameter out of range; the same shape as the
 /// spec's `RangeProblem`, declared here so `clean` does not depend on `spec`.
 pub type Problem = (String, String);

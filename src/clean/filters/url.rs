@@ -245,13 +245,7 @@ impl UrlFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn class(r: Result<(), Reason>) -> String {
-        match r {
-            Ok(()) => "keep".into(),
-            Err(e) => e.split(':').next().unwrap_or_default().to_string(),
-        }
-    }
+    use crate::clean::filters::test_class as class;
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

@@ -1,7 +1,8 @@
 //! `clean`: documents → documents through the fused step chain of
 //! [`crate::clean::chain`]. Units are the input's files, so the op shards;
-//! each Parquet batch goes through every step before the next is read, so
-//! memory stays flat whatever the input size.
+//! each Parquet batch goes through every step before the next is read, and
+//! batches are sized in bytes rather than rows, so memory stays flat
+//! whatever the input size.
 
 use super::{Ctx, NodeError, Output};
 use crate::clean::chain::{self, Doc, RowStep, Stage, StepCount};
@@ -13,14 +14,15 @@ use crate::clean::pii::Pii;
 use crate::clean::steps::Extract;
 use crate::exec::sink::TableSink;
 use crate::io::docs::Reject;
-use crate::io::table::parquet_batches;
 use crate::spec::ops::{CleanParams, Step as StepSpec};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, StringArray, UInt32Array};
 use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value, json};
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -86,6 +88,47 @@ fn str_col<'b>(batch: &'b RecordBatch, name: &str) -> Result<Option<StrAt<'b>>, 
     }))
 }
 
+/// Decoded input bytes a batch aims at. A batch is what the steps share out
+/// between the threads and what the sink queues (up to 4 in flight), so its
+/// size bounds the node's memory. The Parquet reader fills a batch across
+/// row groups, so the reader's usual 8,192 rows of 145 KB HTML pages would
+/// be 1.2 GB: an input of fewer rows than that was held whole, and the peak
+/// RSS grew with the input (measured: benches/clean_rss.sh).
+const BATCH_BYTES: u64 = 32 << 20;
+/// Most rows in a batch (small documents: the reader's usual batch size).
+const MAX_BATCH_ROWS: usize = 8192;
+/// Fewest rows in a batch, so that both threads get documents to share even
+/// when documents are megabytes each.
+const MIN_BATCH_ROWS: usize = 16;
+
+/// Rows per batch for a file of `rows` rows and `bytes` uncompressed bytes,
+/// so that an average batch holds about `target` bytes.
+fn batch_rows(rows: u64, bytes: u64, target: u64) -> usize {
+    if rows == 0 {
+        return MAX_BATCH_ROWS;
+    }
+    let per_row = (bytes / rows).max(1);
+    usize::try_from(target / per_row)
+        .unwrap_or(usize::MAX)
+        .clamp(MIN_BATCH_ROWS, MAX_BATCH_ROWS)
+}
+
+/// The batches of one input file, each about `target` bytes once decoded
+/// (from the row groups' uncompressed sizes in the footer).
+fn input_batches(path: &Path, target: u64) -> Result<impl Iterator<Item = Result<RecordBatch, String>> + use<>, String> {
+    let shown = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let groups = b.metadata().row_groups();
+    let rows = groups.iter().map(|g| g.num_rows().max(0) as u64).sum();
+    let bytes = groups.iter().map(|g| g.total_byte_size().max(0) as u64).sum();
+    let r = b
+        .with_batch_size(batch_rows(rows, bytes, target))
+        .build()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    Ok(r.map(move |b| b.map_err(|e| format!("cannot read {shown}: {e}"))))
+}
+
 /// Per-node running totals.
 #[derive(Default)]
 struct Totals {
@@ -115,7 +158,7 @@ pub(super) fn run(ctx: &Ctx, p: &CleanParams, range: Range<usize>) -> Result<Out
     let sink = TableSink::start(ctx.out, p.shard_bytes);
     for i in range {
         let name = &a.manifest.files[i].name;
-        for batch in parquet_batches(&a.dir.join(name))? {
+        for batch in input_batches(&a.dir.join(name), BATCH_BYTES)? {
             if ctx.cancel.load(Ordering::Relaxed) {
                 return Err(NodeError::Cancelled);
             }
@@ -271,4 +314,56 @@ fn clean_batch(
     }
     let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())?;
     Ok((Some(out), rejects))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    #[test]
+    fn batch_rows_follow_the_byte_target_within_bounds() {
+        let t = 32 << 20;
+        // 4,096 bytes a row is exactly 8,192 rows to the target; one byte
+        // more and the target, not the cap, sets the rows (32 MiB / 4,097).
+        assert_eq!(batch_rows(1000, 1000 * 4096, t), 8192);
+        assert_eq!(batch_rows(1000, 1000 * 4097, t), 8190);
+        assert_eq!(batch_rows(1000, 1000 * 100, t), 8192);
+        // The trafilatura pages average about 145 KB.
+        assert_eq!(batch_rows(990, 143_127_046, t), 232);
+        // 2 MiB is the last size the target divides into 16 rows; bigger rows stay at 16.
+        assert_eq!(batch_rows(10, 10 * (2 << 20), t), 16);
+        assert_eq!(batch_rows(10, 10 * (3 << 20), t), 16);
+        assert_eq!(batch_rows(0, 0, t), 8192);
+        assert_eq!(batch_rows(5, 0, t), 8192);
+    }
+
+    #[test]
+    fn input_batches_stay_under_the_byte_target_across_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part.parquet");
+        let texts: Vec<String> = (0..100).map(|i| format!("{i:04}").repeat(256)).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(texts.clone()))]).unwrap();
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(30)).build();
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        // 1 KiB texts and a 24 KiB target: just under 24 rows a batch (the
+        // footer's sizes count a length prefix per row too), read across the
+        // 30-row groups rather than one group at a time.
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        for b in input_batches(&path, 24 << 10).unwrap() {
+            let b = b.unwrap();
+            sizes.push(b.num_rows());
+            got.extend(b.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()));
+        }
+        let n = sizes[0];
+        assert!((20..24).contains(&n), "{sizes:?}");
+        assert!(sizes[..sizes.len() - 1].iter().all(|&k| k == n), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 100);
+        assert_eq!(got, texts);
+    }
 }

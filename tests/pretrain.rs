@@ -111,13 +111,13 @@ fn pretrain_makes_a_model_that_learns_and_eval_scores_it() {
 fn a_run_killed_at_any_step_resumes_bit_identical() {
     let Some(data) = shared_data() else { return };
     let clean = tempfile::tempdir().unwrap();
-    let p = pipeline(clean.path(), &yaml(&data, 24, 3e-3));
+    let p = pipeline(clean.path(), &yaml(&data, 48, 3e-3));
     kiln_in(clean.path(), &["run", p.to_str().unwrap(), "--until", "lm", "--threads", "2"]).ok();
     let want = std::fs::read(clean.path().join("runs/lm/model.safetensors")).unwrap();
     let want_losses: Vec<Value> = metrics(clean.path()).iter().map(|l| l["loss"].clone()).collect();
 
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), &yaml(&data, 24, 3e-3));
+    let p = pipeline(dir.path(), &yaml(&data, 48, 3e-3));
     // Everything up to the packed rows first, so the kill lands in training.
     kiln_in(dir.path(), &["run", p.to_str().unwrap(), "--until", "rows"]).ok();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -160,7 +160,7 @@ fn a_run_killed_at_any_step_resumes_bit_identical() {
     let losses: Vec<Value> = metrics(dir.path()).iter().map(|l| l["loss"].clone()).collect();
     assert_eq!(losses, want_losses, "the metrics of a resumed run must read like one run");
     let m = manifest(&dir.path().join("runs"), "lm");
-    assert!(m["stats"]["pretrain"]["steps_run"].as_u64().unwrap() < 24);
+    assert!(m["stats"]["pretrain"]["steps_run"].as_u64().unwrap() < 48);
 }
 
 #[test]

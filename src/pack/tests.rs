@@ -15,7 +15,7 @@ fn store(n: usize, mask: bool) -> DocStore {
         .flat_map(|(d, &l)| (0..l).map(move |j| (d as u32 + 1) * 1000 + j))
         .collect();
     let m = mask.then(|| ids.iter().map(|t| (t % 2) as u8).collect());
-    DocStore::from_vecs(ids, m, &lengths).unwrap()
+    DocStore::from_vecs(ids, m, &lengths).unwrap() // ok: test module
 }
 
 fn cfg(mode: Mode, val: ValSplit) -> PackConfig {
@@ -40,11 +40,11 @@ const META: TokenMeta = TokenMeta {
 
 /// Packs into a fresh directory with a manifest, as a pipeline would.
 fn packed(d: &DocStore, c: &PackConfig) -> (tempfile::TempDir, PackOutput) {
-    let dir = tempfile::tempdir().unwrap();
-    let o = pack_docs(d, dir.path(), c, &META, &NoProgress).unwrap();
+    let dir = tempfile::tempdir().unwrap(); // ok: test module
+    let o = pack_docs(d, dir.path(), c, &META, &NoProgress).unwrap(); // ok: test module
     let m = standalone::manifest(&o, c, &META, None, 0.0);
-    let text = serde_json::to_string(&m).unwrap();
-    std::fs::write(dir.path().join("manifest.json"), text).unwrap();
+    let text = serde_json::to_string(&m).unwrap(); // ok: test module
+    std::fs::write(dir.path().join("manifest.json"), text).unwrap(); // ok: test module
     (dir, o)
 }
 
@@ -62,7 +62,7 @@ fn splits_are_disjoint_by_document_and_deterministic() {
         assert_eq!(oa.rows_hash, ob.rows_hash, "same seed, same rows");
         assert_eq!(oa.splits["val"].docs, 200);
         let all = |dir: &Path, split: &str| {
-            let mut l = Loader::open(dir, split, 1, 0, 1, 0).unwrap().in_order();
+            let mut l = Loader::open(dir, split, 1, 0, 1, 0).unwrap().in_order(); // ok: test module
             (0..l.rows()).flat_map(|_| l.next_batch().tokens).collect::<Vec<u32>>()
         };
         let (train, val) = (all(a.path(), "train"), all(a.path(), "val"));
@@ -86,9 +86,9 @@ fn output_is_the_same_for_any_thread_count() {
         let hashes: Vec<_> = [1, 2, 3]
             .iter()
             .map(|&t| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap(); // ok: test module
                 let (dir, o) = pool.install(|| packed(&d, &c));
-                let mut l = Loader::open(dir.path(), "train", 4, 0, 1, 9).unwrap();
+                let mut l = Loader::open(dir.path(), "train", 4, 0, 1, 9).unwrap(); // ok: test module
                 let first = pool.install(|| l.next_batch());
                 (o.rows_hash, o.stats(), first)
             })
@@ -106,7 +106,7 @@ fn ranks_stripe_an_epoch_and_cover_every_row_once() {
     let mut seen: Vec<u64> = Vec::new();
     let mut per_rank = Vec::new();
     for rank in 0..world {
-        let mut l = Loader::open(dir.path(), "train", b, rank, world, 5).unwrap();
+        let mut l = Loader::open(dir.path(), "train", b, rank, world, 5).unwrap(); // ok: test module
         assert!(l.is_zero_copy(), "rows come straight from the mapped files");
         assert!(l.has_loss_mask());
         let steps = l.steps_per_epoch();
@@ -134,7 +134,7 @@ fn ranks_stripe_an_epoch_and_cover_every_row_once() {
     assert_eq!(unique.len() as u64, n, "no row twice in an epoch");
     assert_eq!(n, rows - rows % (world * b) as u64, "all rows but the remainder of an uneven split");
     // With rows divisible by world × batch, the union is every row exactly once.
-    let mut l1 = Loader::open(dir.path(), "train", 1, 0, 1, 5).unwrap();
+    let mut l1 = Loader::open(dir.path(), "train", 1, 0, 1, 5).unwrap(); // ok: test module
     let all: BTreeSet<u64> = (0..rows).flat_map(|_| l1.next_batch().rows).collect();
     assert_eq!(all, (0..rows).collect());
 }
@@ -143,23 +143,23 @@ fn ranks_stripe_an_epoch_and_cover_every_row_once() {
 fn a_resumed_loader_continues_exactly() {
     let d = store(2000, false);
     let (dir, _) = packed(&d, &cfg(Mode::Concat, ValSplit::None));
-    let mut a = Loader::open(dir.path(), "train", 5, 1, 2, 11).unwrap();
+    let mut a = Loader::open(dir.path(), "train", 5, 1, 2, 11).unwrap(); // ok: test module
     assert!(!a.has_loss_mask());
     // Run past an epoch boundary, save, then compare the continuations.
     let steps = a.steps_per_epoch();
     for _ in 0..steps + 3 {
         a.next_batch();
     }
-    let saved = serde_json::to_string(&a.position()).unwrap();
+    let saved = serde_json::to_string(&a.position()).unwrap(); // ok: test module
     let expect: Vec<_> = (0..steps + 2).map(|_| a.next_batch()).collect();
-    let mut b = Loader::open(dir.path(), "train", 5, 1, 2, 11).unwrap();
-    b.resume(serde_json::from_str(&saved).unwrap()).unwrap();
+    let mut b = Loader::open(dir.path(), "train", 5, 1, 2, 11).unwrap(); // ok: test module
+    b.resume(serde_json::from_str(&saved).unwrap()).unwrap(); // ok: test module
     let got: Vec<_> = (0..steps + 2).map(|_| b.next_batch()).collect();
     assert_eq!(got, expect);
     assert_eq!(expect[0].position, Position { epoch: 1, step: 3 });
     assert_ne!(
         expect[0].rows,
-        Loader::open(dir.path(), "train", 5, 1, 2, 11).unwrap().next_batch().rows
+        Loader::open(dir.path(), "train", 5, 1, 2, 11).unwrap().next_batch().rows // ok: test module
     );
     assert!(b.resume(Position { epoch: 0, step: steps }).is_err());
 }
@@ -184,7 +184,7 @@ fn cancelling_stops_packing() {
         }
     }
     let d = store(100, false);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap(); // ok: test module
     let r = pack_docs(&d, dir.path(), &cfg(Mode::Bestfit, ValSplit::None), &META, &Stop);
     assert!(matches!(r, Err(PackError::Cancelled)), "{r:?}");
 }

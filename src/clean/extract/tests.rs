@@ -318,7 +318,7 @@ fn decode_html_follows_bom_utf8_meta_then_guess() {
 
 #[test]
 fn params_parse_from_yaml_shaped_json_with_defaults() {
-    let p: ExtractParams = serde_json::from_str(r#"{"favor": "precision", "time_budget_ms": 50}"#).expect("params");
+    let p: ExtractParams = serde_json::from_str(r#"{"favor": "precision", "time_budget_ms": 50}"#).expect("params"); // ok: test module
     assert_eq!((p.favor, p.time_budget_ms, p.include_tables), (Favor::Precision, 50, true));
     assert!(serde_json::from_str::<ExtractParams>(r#"{"favour": "precision"}"#).is_err());
 }

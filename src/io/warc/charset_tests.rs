@@ -84,7 +84,7 @@ fn nul_bytes_and_garbage_are_binary() {
     let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";
     let d = decode(png, Some("utf-8"), true, None);
     assert_eq!(
-        binary_reason(png, &d).unwrap(),
+        binary_reason(png, &d).unwrap(), // ok: test module
         "binary_payload: NUL byte at offset 8 of a text body"
     );
     let ok = decode(b"<p>fine</p>", None, true, None);
@@ -107,7 +107,7 @@ fn the_bad_character_share_threshold() {
         charset: "UTF-8",
         from: "header",
     };
-    let why = binary_reason(b"", &d).unwrap();
+    let why = binary_reason(b"", &d).unwrap(); // ok: test module
     assert!(why.starts_with("binary_payload: 6.0% of the first 100 characters"), "{why}");
     // Tabs, newlines, form feeds are text.
     let ws = "\t\n\x0c\r".repeat(10);

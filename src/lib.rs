@@ -11,6 +11,7 @@ pub mod infer;
 pub mod io;
 pub mod model;
 pub mod pack;
+pub mod progress;
 pub mod spec;
 pub mod tokenize;
 pub mod train;

@@ -54,25 +54,7 @@ impl From<String> for PackError {
     }
 }
 
-/// What packing reports back while it runs. Units are input documents; each
-/// is counted twice, once when read and once when packed.
-pub trait Progress: Sync {
-    /// The total to expect.
-    fn start(&self, _total: u64) {}
-    /// `n` more done.
-    fn inc(&self, _n: u64) {}
-    /// Whether to stop at the next block.
-    fn cancelled(&self) -> bool {
-        false
-    }
-    /// Something the user should know, for the log.
-    fn note(&self, _msg: &str) {}
-}
-
-/// Reports nothing and never cancels.
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
+pub use crate::progress::{NoProgress, Progress};
 
 /// How documents are laid into rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -13,6 +13,7 @@ use super::checkpoint::{self, Buffers, TrainState};
 use super::{AdamW, AdamWConfig, Schedule, grad_norm};
 use crate::model::Gpt;
 use crate::pack::loader::{Batch, Loader};
+use crate::progress::Progress;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,14 +44,11 @@ pub struct LoopConfig {
     pub peak_flops: f64,
 }
 
-/// The engine's progress, Ctrl-C flag and log, as the loop sees them.
-pub trait Hooks {
+/// What the loop reports besides [`Progress`]: each optimizer step's loss
+/// and speed.
+pub trait Hooks: Progress {
     /// After each optimizer step.
     fn step(&self, step: u64, loss: f32, tokens_per_s: f64);
-    /// Whether to stop now.
-    fn cancelled(&self) -> bool;
-    /// A line for the node's log.
-    fn note(&self, msg: &str);
 }
 
 /// Why training stopped early.

@@ -110,16 +110,6 @@ impl DedupInput {
     }
 }
 
-/// Progress, Ctrl-C and log, as the stages see the engine.
-pub trait Hooks: Sync {
-    /// `n` more documents processed (any stage).
-    fn inc(&self, n: u64);
-    /// Whether to stop.
-    fn cancelled(&self) -> bool;
-    /// A line for the node's log.
-    fn note(&self, msg: &str);
-}
-
 /// Why a dedup stage stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {

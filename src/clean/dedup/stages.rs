@@ -8,8 +8,9 @@ use super::components::{PairWriter, UnionFind, union_pairs_file};
 use super::lines::{FrequentLines, line_hashes};
 use super::minhash::{MinHasher, NO_SIGNATURE};
 use super::spill::{KeyDoc, SortStats, Sorter, WideKeyDoc};
-use super::{DedupError, DedupInput, Hooks, MinhashConfig, Simplify, TextColumn};
+use super::{DedupError, DedupInput, MinhashConfig, Simplify, TextColumn};
 use crate::io::table::parquet_batches;
+use crate::progress::Progress;
 use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -78,7 +79,7 @@ fn check_count(inp: &DedupInput) -> Result<u32, DedupError> {
 fn for_each_batch(
     inp: &DedupInput,
     fi: usize,
-    hooks: &dyn Hooks,
+    hooks: &dyn Progress,
     mut f: impl FnMut(&RecordBatch, TextColumn<'_>) -> Result<(), DedupError>,
 ) -> Result<(), DedupError> {
     let file = &inp.files[fi];
@@ -121,7 +122,7 @@ pub fn minhash_signatures(
     cfg: &MinhashConfig,
     hasher: &MinHasher,
     out: &Path,
-    hooks: &dyn Hooks,
+    hooks: &dyn Progress,
 ) -> Result<u64, DedupError> {
     let f = File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -217,7 +218,7 @@ fn file_size(p: &Path) -> u64 {
 }
 
 /// Stages 1–3 of `minhash` over the whole input: each document's root.
-pub fn minhash(inp: &DedupInput, cfg: &MinhashConfig, hooks: &dyn Hooks) -> Result<(Vec<u32>, DedupStats), DedupError> {
+pub fn minhash(inp: &DedupInput, cfg: &MinhashConfig, hooks: &dyn Progress) -> Result<(Vec<u32>, DedupStats), DedupError> {
     let n = check_count(inp)?;
     let mut stats = DedupStats {
         docs: n as u64,
@@ -276,7 +277,7 @@ pub fn exact_key(text: &str, simplify: &Simplify, scratch: &mut String) -> u128 
 /// order with their global document index, to `sink`.
 fn per_doc<T: Send>(
     inp: &DedupInput,
-    hooks: &dyn Hooks,
+    hooks: &dyn Progress,
     f: impl Fn(&str, &mut String) -> T + Sync,
     mut sink: impl FnMut(u32, T) -> Result<(), DedupError>,
 ) -> Result<(), DedupError> {
@@ -300,7 +301,7 @@ fn per_doc<T: Send>(
 /// `exact`: documents whose normalised texts hash alike, through an
 /// external sort of `(key, doc)`; each document's root is the first
 /// document with its key.
-pub fn exact(inp: &DedupInput, hooks: &dyn Hooks) -> Result<(Vec<u32>, DedupStats), DedupError> {
+pub fn exact(inp: &DedupInput, hooks: &dyn Progress) -> Result<(Vec<u32>, DedupStats), DedupError> {
     let n = check_count(inp)?;
     let mut sorter = Sorter::<WideKeyDoc>::new(&inp.work_dir, "exact", sort_budget(inp.memory_bytes) as usize);
     per_doc(
@@ -334,7 +335,7 @@ pub fn exact(inp: &DedupInput, hooks: &dyn Hooks) -> Result<(Vec<u32>, DedupStat
 /// `lines`, first pass: the normalised lines found in more than
 /// `max_occurrences` distinct documents, through an external sort of
 /// `(line hash, doc)`.
-pub fn frequent_lines(inp: &DedupInput, max_occurrences: u64, hooks: &dyn Hooks) -> Result<(FrequentLines, DedupStats), DedupError> {
+pub fn frequent_lines(inp: &DedupInput, max_occurrences: u64, hooks: &dyn Progress) -> Result<(FrequentLines, DedupStats), DedupError> {
     let n = check_count(inp)?;
     let simplify = inp.simplify;
     // The frequent set stays in memory (8 bytes a line) while the sort

@@ -3,10 +3,10 @@
 //! progress, Ctrl-C, the node's log) and runs the last stage, the filter,
 //! which writes kept rows in input order and rejects naming the kept copy.
 
-use super::{Ctx, NodeError, Output};
+use super::{Ctx, EngineProgress, NodeError, Output};
 use crate::clean::dedup::lines::FrequentLines;
 use crate::clean::dedup::stages;
-use crate::clean::dedup::{DedupError, DedupInput, Hooks, InputFile, MinhashConfig, Simplify, TextColumn};
+use crate::clean::dedup::{DedupError, DedupInput, InputFile, MinhashConfig, Simplify, TextColumn};
 use crate::exec::sink::TableSink;
 use crate::io::docs::Reject;
 use crate::io::table::parquet_batches;
@@ -20,21 +20,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-/// The engine's progress bar, Ctrl-C flag and log, as the stages see them.
-struct EngineHooks<'a, 'b>(&'a Ctx<'b>);
-
-impl Hooks for EngineHooks<'_, '_> {
-    fn inc(&self, n: u64) {
-        self.0.bar.inc(n);
-    }
-    fn cancelled(&self) -> bool {
-        self.0.cancel.load(Ordering::Relaxed)
-    }
-    fn note(&self, msg: &str) {
-        self.0.log.line(msg);
-    }
-}
 
 fn failed(e: DedupError) -> NodeError {
     match e {
@@ -79,7 +64,7 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams) -> Result<Output, NodeError> {
     };
     // Two passes over the input: hashing, then filtering.
     ctx.bar.set_length(inp.docs() * 2);
-    let hooks = EngineHooks(ctx);
+    let hooks = EngineProgress(ctx);
     let sink = TableSink::start(ctx.out, 256 << 20);
     let names: Vec<String> = a.manifest.files.iter().map(|f| f.name.clone()).collect();
     let (stats, filter) = match p.method {

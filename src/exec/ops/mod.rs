@@ -68,6 +68,25 @@ pub struct Ctx<'a> {
     pub log: &'a NodeLog,
 }
 
+/// The engine's progress bar, Ctrl-C flag and log, as packing, dedup and
+/// training see them.
+pub(super) struct EngineProgress<'a, 'b>(pub &'a Ctx<'b>);
+
+impl crate::progress::Progress for EngineProgress<'_, '_> {
+    fn start(&self, total: u64) {
+        self.0.bar.set_length(total);
+    }
+    fn inc(&self, n: u64) {
+        self.0.bar.inc(n);
+    }
+    fn cancelled(&self) -> bool {
+        self.0.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn note(&self, msg: &str) {
+        self.0.log.line(msg);
+    }
+}
+
 /// One piece of a node's work.
 #[derive(Debug, Clone)]
 pub struct Unit {

@@ -3,7 +3,7 @@
 //! open (`model.safetensors`, `config.json`, `tokenizer.json`) plus kiln's
 //! `train_state.json` and `metrics.jsonl`.
 
-use super::{Ctx, NodeError, Output};
+use super::{Ctx, EngineProgress, NodeError, Output};
 use crate::backend::Precision;
 use crate::exec::sink::SinkResult;
 use crate::io::writer::FileInfo;
@@ -34,19 +34,10 @@ fn model_err(e: crate::model::ModelError) -> NodeError {
     NodeError::Failed(e.to_string())
 }
 
-/// The engine's bar, Ctrl-C flag and log, as the training loop sees them.
-struct EngineHooks<'a, 'b>(&'a Ctx<'b>);
-
-impl Hooks for EngineHooks<'_, '_> {
+impl Hooks for EngineProgress<'_, '_> {
     fn step(&self, step: u64, loss: f32, tokens_per_s: f64) {
         self.0.bar.set_position(step);
         self.0.bar.set_message(format!("loss {loss:.4} · {tokens_per_s:.0} tok/s"));
-    }
-    fn cancelled(&self) -> bool {
-        self.0.cancel.load(Ordering::Relaxed)
-    }
-    fn note(&self, msg: &str) {
-        self.0.log.line(msg);
     }
 }
 
@@ -221,7 +212,7 @@ pub(super) fn pretrain(ctx: &Ctx, p: &PretrainParams) -> Result<Output, NodeErro
     ));
     let ckpt = ckpt_dir(ctx);
     let t0 = std::time::Instant::now();
-    let out = pretrain::train(&mut model, &mut train, &val, &loop_cfg, &ckpt, &EngineHooks(ctx)).map_err(|e| match e {
+    let out = pretrain::train(&mut model, &mut train, &val, &loop_cfg, &ckpt, &EngineProgress(ctx)).map_err(|e| match e {
         TrainError::Cancelled => NodeError::Cancelled,
         TrainError::Failed(m) => NodeError::Failed(m),
     })?;

@@ -2,30 +2,11 @@
 //! IPC files (kind `packed`). The work is in [`crate::pack`]; this adapts it
 //! to the engine (parameters, progress, Ctrl-C, the node's log).
 
-use super::{Ctx, NodeError, Output};
+use super::{Ctx, EngineProgress, NodeError, Output};
 use crate::exec::sink::SinkResult;
-use crate::pack::{self, Mode, PackConfig, PackError, Progress, TokensInput, ValSplit};
+use crate::pack::{self, Mode, PackConfig, PackError, TokensInput, ValSplit};
 use crate::spec::ops::{PackMode, PackParams};
 use serde_json::json;
-use std::sync::atomic::Ordering;
-
-/// The engine's progress bar, Ctrl-C flag and log, as packing sees them.
-struct Hooks<'a, 'b>(&'a Ctx<'b>);
-
-impl Progress for Hooks<'_, '_> {
-    fn start(&self, total: u64) {
-        self.0.bar.set_length(total);
-    }
-    fn inc(&self, n: u64) {
-        self.0.bar.inc(n);
-    }
-    fn cancelled(&self) -> bool {
-        self.0.cancel.load(Ordering::Relaxed)
-    }
-    fn note(&self, msg: &str) {
-        self.0.log.line(msg);
-    }
-}
 
 /// The packing configuration of a node.
 pub(super) fn config(p: &PackParams, seed: u64) -> PackConfig {
@@ -54,7 +35,7 @@ pub(super) fn run(ctx: &Ctx, p: &PackParams) -> Result<Output, NodeError> {
         .ok_or_else(|| NodeError::Failed("input artifact missing".into()))?;
     let input = TokensInput::from_artifact(a).map_err(failed)?;
     let cfg = config(p, ctx.pipeline.seed);
-    let o = pack::pack(&input, ctx.out, &cfg, &Hooks(ctx)).map_err(failed)?;
+    let o = pack::pack(&input, ctx.out, &cfg, &EngineProgress(ctx)).map_err(failed)?;
     ctx.log.line(format!(
         "packed {} rows of {} tokens: {}",
         o.rows,

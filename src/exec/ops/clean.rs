@@ -191,15 +191,13 @@ pub(super) fn run(ctx: &Ctx, p: &CleanParams, range: Range<usize>) -> Result<Out
         "docs_in": t.docs_in, "bytes_in": t.bytes_in, "kept": t.kept, "bytes_out": t.bytes_out,
         "dropped": t.docs_in - t.kept, "null_text": t.null_text, "steps": per_step,
     }});
-    let schema_hint = match a.manifest.schema.is_empty() {
-        true => vec![],
-        false => {
-            let mut cols = a.manifest.schema.clone();
-            cols.retain(|c| !added.iter().any(|f| f.name() == &c.name));
-            cols.extend(crate::exec::store::columns_of(&Schema::new(added.clone())));
-            cols
-        }
-    };
+    // With no rows written, the manifest still records the columns a run
+    // with rows would have: the input's, then the steps' own.
+    let mut schema_hint = a.manifest.schema.clone();
+    if !schema_hint.is_empty() {
+        schema_hint.retain(|c| !added.iter().any(|f| f.name() == &c.name));
+        schema_hint.extend(crate::exec::store::columns_of(&Schema::new(added.clone())));
+    }
     Ok(Output {
         table,
         stats,

@@ -3,7 +3,7 @@
 //! shape TRL and the HF chat templates take, so a model's chat template can
 //! be applied to a row as it is.
 
-use arrow::array::{ArrayRef, ListArray, StringBuilder, StructArray};
+use arrow::array::{ArrayRef, Float64Builder, ListArray, ListBuilder, StringBuilder, StructArray};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -87,8 +87,12 @@ pub fn chat_schema() -> SchemaRef {
     .clone()
 }
 
-/// `id, prompt, chosen, rejected, source, metadata?`: the conversation
-/// before the compared replies, then the two final assistant replies.
+/// `id, prompt, chosen, rejected, source, metadata?, responses?, margin?`:
+/// the conversation before the compared replies, then the two final
+/// assistant replies. A ranked record (InstructGPT's K responses, best
+/// first) also keeps the whole ranking in `responses`, with `chosen` its
+/// first and `rejected` its last, so pairwise consumers read it unchanged;
+/// `margin` is an optional per-pair margin for the reward loss.
 pub fn preferences_schema() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
@@ -99,9 +103,17 @@ pub fn preferences_schema() -> SchemaRef {
             Field::new("rejected", DataType::Utf8, false),
             Field::new("source", DataType::Utf8, false),
             Field::new("metadata", DataType::Utf8, true),
+            Field::new("responses", responses_type(), true),
+            Field::new("margin", DataType::Float64, true),
         ]))
     })
     .clone()
+}
+
+/// The type of the `responses` column: `List<Utf8>` (the item field as
+/// arrow's `ListBuilder` names it, so built arrays match the schema).
+pub fn responses_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
 }
 
 /// Builds one message column: offsets plus flat role and content strings.
@@ -205,6 +217,8 @@ pub struct PreferenceBuilder {
     rejected: StringBuilder,
     source: StringBuilder,
     metadata: StringBuilder,
+    responses: ListBuilder<StringBuilder>,
+    margin: Float64Builder,
     rows: usize,
 }
 
@@ -218,18 +232,47 @@ impl PreferenceBuilder {
             rejected: StringBuilder::with_capacity(rows, bytes / 4),
             source: StringBuilder::with_capacity(rows, rows * 16),
             metadata: StringBuilder::with_capacity(rows, 0),
+            responses: ListBuilder::new(StringBuilder::new()),
+            margin: Float64Builder::with_capacity(rows),
             rows: 0,
         }
     }
 
     /// Appends one comparison.
     pub fn push(&mut self, id: &str, prompt: &[Message], chosen: &str, rejected: &str, source: &str, metadata: Option<&str>) {
+        self.push_ranked(id, prompt, chosen, rejected, None, None, source, metadata);
+    }
+
+    /// Appends one comparison with its optional ranking (`responses`, best
+    /// first; `chosen`/`rejected` should be its first and last) and margin.
+    #[allow(clippy::too_many_arguments)] // one argument per column
+    pub fn push_ranked(
+        &mut self,
+        id: &str,
+        prompt: &[Message],
+        chosen: &str,
+        rejected: &str,
+        responses: Option<&[&str]>,
+        margin: Option<f64>,
+        source: &str,
+        metadata: Option<&str>,
+    ) {
         self.id.append_value(id);
         self.prompt.push(prompt);
         self.chosen.append_value(chosen);
         self.rejected.append_value(rejected);
         self.source.append_value(source);
         self.metadata.append_option(metadata);
+        match responses {
+            Some(r) => {
+                for x in r {
+                    self.responses.values().append_value(x);
+                }
+                self.responses.append(true);
+            }
+            None => self.responses.append(false),
+        }
+        self.margin.append_option(margin);
         self.rows += 1;
     }
 
@@ -247,6 +290,8 @@ impl PreferenceBuilder {
             Arc::new(self.rejected.finish()),
             Arc::new(self.source.finish()),
             Arc::new(self.metadata.finish()),
+            Arc::new(self.responses.finish()),
+            Arc::new(self.margin.finish()),
         ];
         RecordBatch::try_new(preferences_schema(), cols).expect("preferences batch") // ok: columns match the schema by construction
     }
@@ -290,8 +335,14 @@ mod tests {
     fn preference_rows_match_the_schema() {
         let mut b = PreferenceBuilder::with_capacity(1, 64);
         b.push("p", &[Message::new(Role::User, "q")], "good", "bad", "s", None);
+        b.push_ranked("r", &[Message::new(Role::User, "q")], "a", "c", Some(&["a", "b", "c"]), Some(0.5), "s", None);
         let batch = b.finish();
         assert_eq!(batch.schema(), preferences_schema());
         assert_eq!(batch.column(2).as_string::<i32>().value(0), "good");
+        let responses = batch.column_by_name("responses").unwrap().as_list::<i32>();
+        assert!(responses.is_null(0));
+        assert_eq!(responses.value(1).as_string::<i32>().value(1), "b");
+        let margin = batch.column_by_name("margin").unwrap();
+        assert!(margin.is_null(0) && margin.is_valid(1));
     }
 }

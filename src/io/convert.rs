@@ -21,11 +21,14 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 pub use transcript::split_transcript;
 
-/// A preference pair: the shared conversation, then the two final replies.
+/// A preference pair: the shared conversation, then the two final replies;
+/// a ranked record also carries its K responses (best first).
 struct Pair<'a> {
     prompt: Vec<Message<'a>>,
     chosen: Cow<'a, str>,
     rejected: Cow<'a, str>,
+    responses: Option<Vec<Cow<'a, str>>>,
+    margin: Option<f64>,
 }
 
 /// The top-level fields a format reads; the others go to `metadata`.
@@ -39,7 +42,7 @@ fn own_fields(format: Format) -> &'static [&'static str] {
         Format::HhRlhf | Format::HhRlhfPreferences => &["chosen", "rejected"],
         Format::Gsm8k => &["question", "answer"],
         Format::Chat => &["messages"],
-        Format::Preferences => &["prompt", "chosen", "rejected", "conversations", "system"],
+        Format::Preferences => &["prompt", "chosen", "rejected", "conversations", "system", "responses", "margin"],
         Format::Jsonl | Format::Json | Format::Parquet | Format::Text | Format::Warc | Format::Wet => &[],
     }
 }
@@ -57,7 +60,8 @@ pub fn parse_chunk(chunk: &Chunk, origin: &Origin, format: Format, map: &FieldMa
                 Format::Preferences => preference_pair(e)?,
                 other => return Err(format!("`{}` is not a preference converter", other.name())),
             };
-            b.push(id, &p.prompt, &p.chosen, &p.rejected, source, meta);
+            let ranking: Option<Vec<&str>> = p.responses.as_ref().map(|r| r.iter().map(|x| x.as_ref()).collect());
+            b.push_ranked(id, &p.prompt, &p.chosen, &p.rejected, ranking.as_deref(), p.margin, source, meta);
             Ok(())
         });
         ((!b.is_empty()).then(|| b.finish()), rejects)
@@ -367,10 +371,17 @@ fn pair<'a>(chosen: Vec<Message<'a>>, rejected: Vec<Message<'a>>) -> Result<Pair
             rejected.len()
         ));
     }
+    // A pair with one reply twice teaches the reward model nothing and
+    // gives DPO a zero gradient: it is a data error, not a preference.
+    if c.content.trim() == r.content.trim() {
+        return Err("chosen and rejected are the same reply".into());
+    }
     Ok(Pair {
         prompt,
         chosen: c.content,
         rejected: r.content,
+        responses: None,
+        margin: None,
     })
 }
 
@@ -403,6 +414,65 @@ fn reply<'a>(e: &Entries<'a>, key: &str) -> Result<Vec<Message<'a>>, String> {
 /// `chosen`/`rejected` whose shared turns are the prompt. A top-level
 /// `system` string opens the prompt.
 fn preference_pair<'a>(e: &Entries<'a>) -> Result<Pair<'a>, String> {
+    let margin = match field(e, "margin") {
+        None => None,
+        Some(v) if v.get() == "null" => None,
+        Some(v) => Some(
+            v.get()
+                .parse::<f64>()
+                .ok()
+                .filter(|m| m.is_finite())
+                .ok_or_else(|| format!("field `margin` is {}, not a finite number", json_type(v)))?,
+        ),
+    };
+    let mut p = preference_prompt_and_replies(e)?;
+    p.margin = margin;
+    Ok(p)
+}
+
+/// The ranked form (`responses: [best, ..., worst]`, InstructGPT's K
+/// completions per prompt): each item a reply string or one assistant
+/// message. Chosen is the best, rejected the worst.
+fn ranked<'a>(prompt: Vec<Message<'a>>, v: &'a RawValue, e: &Entries<'a>) -> Result<Pair<'a>, String> {
+    if field(e, "chosen").is_some() || field(e, "rejected").is_some() {
+        return Err("give either `responses` (a ranking) or `chosen`/`rejected` (a pair), not both".into());
+    }
+    match prompt.last() {
+        Some(m) if m.role == Role::User => {}
+        Some(m) => return Err(format!("`prompt` ends with a {} turn; ranked replies answer a user turn", m.role.as_str())),
+        None => return Err("missing field `prompt`".into()),
+    }
+    let items = list(v, "responses")?;
+    if items.len() < 2 {
+        return Err(format!("field `responses` has {} item(s); a ranking needs at least 2", items.len()));
+    }
+    let mut out: Vec<Cow<'a, str>> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let what = format!("responses.{i}");
+        let reply = match first_byte(item) {
+            b'"' => text(item, &what)?,
+            b'{' => match message(item, &what, Style::Either)? {
+                Some(m) if m.role == Role::Assistant => m.content,
+                _ => return Err(format!("`{what}` is not an assistant message")),
+            },
+            _ => return Err(format!("field `{what}` is {}, not a string or a message", json_type(item))),
+        };
+        if let Some(j) = out.iter().position(|o| o.trim() == reply.trim()) {
+            return Err(format!("responses {j} and {i} are the same reply"));
+        }
+        out.push(reply);
+    }
+    let (chosen, rejected) = (out[0].clone(), out[out.len() - 1].clone());
+    Ok(Pair {
+        prompt,
+        chosen,
+        rejected,
+        responses: Some(out),
+        margin: None,
+    })
+}
+
+fn preference_prompt_and_replies<'a>(e: &Entries<'a>) -> Result<Pair<'a>, String> {
     let mut prompt = system(e)?;
     match (field(e, "prompt"), field(e, "conversations")) {
         (Some(p), _) if first_byte(p) == b'"' => prompt.push(Message::new(Role::User, text(p, "prompt")?)),
@@ -413,6 +483,9 @@ fn preference_pair<'a>(e: &Entries<'a>) -> Result<Pair<'a>, String> {
         (None, None) if field(e, "chosen").is_some_and(|c| first_byte(c) != b'[') => return Err("missing field `prompt`".into()),
         (None, None) => {}
     }
+    if let Some(r) = field(e, "responses").filter(|r| r.get() != "null") {
+        return ranked(prompt, r, e);
+    }
     let mut chosen = prompt.clone();
     chosen.extend(reply(e, "chosen")?);
     prompt.extend(reply(e, "rejected")?);
@@ -422,6 +495,46 @@ fn preference_pair<'a>(e: &Entries<'a>) -> Result<Pair<'a>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pref(json: &str) -> Result<(Vec<String>, String, String, Option<Vec<String>>, Option<f64>), String> {
+        let e = super::super::parse::record_entries(json.as_bytes())?;
+        let p = preference_pair(&e)?;
+        Ok((
+            p.prompt.iter().map(|m| m.content.to_string()).collect(),
+            p.chosen.into_owned(),
+            p.rejected.into_owned(),
+            p.responses.map(|r| r.into_iter().map(Cow::into_owned).collect()),
+            p.margin,
+        ))
+    }
+
+    #[test]
+    fn rankings_keep_every_response_with_best_and_worst_as_the_pair() {
+        let (prompt, c, r, resp, m) = pref(r#"{"prompt": "q?", "responses": ["best", {"role": "assistant", "content": "mid"}, "worst"], "margin": 0.5}"#).unwrap();
+        assert_eq!(prompt, ["q?"]);
+        assert_eq!((c.as_str(), r.as_str()), ("best", "worst"));
+        assert_eq!(resp.unwrap(), ["best", "mid", "worst"]);
+        assert_eq!(m, Some(0.5));
+        let (_, _, _, resp, m) = pref(r#"{"prompt": "q?", "chosen": "a", "rejected": "b"}"#).unwrap();
+        assert!(resp.is_none() && m.is_none());
+    }
+
+    #[test]
+    fn bad_rankings_and_pairs_are_rejected_with_a_reason() {
+        let cases = [
+            (r#"{"prompt": "q", "responses": ["only"]}"#, "field `responses` has 1 item(s); a ranking needs at least 2"),
+            (r#"{"prompt": "q", "responses": ["a", "b", " a "]}"#, "responses 0 and 2 are the same reply"),
+            (r#"{"prompt": "q", "responses": ["a", ""]}"#, "field `responses.1` is empty"),
+            (r#"{"prompt": "q", "responses": ["a", 3]}"#, "field `responses.1` is a number, not a string or a message"),
+            (r#"{"prompt": "q", "responses": ["a", "b"], "chosen": "a"}"#, "give either `responses` (a ranking) or `chosen`/`rejected` (a pair), not both"),
+            (r#"{"responses": ["a", "b"]}"#, "missing field `prompt`"),
+            (r#"{"prompt": "q", "chosen": "same", "rejected": "same"}"#, "chosen and rejected are the same reply"),
+            (r#"{"prompt": "q", "chosen": "x", "rejected": "y", "margin": "big"}"#, "field `margin` is a string, not a finite number"),
+        ];
+        for (json, want) in cases {
+            assert_eq!(pref(json).unwrap_err(), want, "{json}");
+        }
+    }
 
     #[test]
     fn gsm8k_reference_is_the_text_after_the_last_marker() {

@@ -116,6 +116,99 @@ pub fn responses_type() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
 }
 
+/// `id, prompt, reference?, source`: a conversation that ends with a user
+/// turn, for a policy to continue (PPO, evaluation), and the reply it had
+/// if one is known.
+pub fn prompts_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("prompt", messages_type(), false),
+            Field::new("reference", DataType::Utf8, true),
+            Field::new("source", DataType::Utf8, false),
+        ]))
+    })
+    .clone()
+}
+
+/// Builds a `prompts` batch row by row.
+pub struct PromptBuilder {
+    id: StringBuilder,
+    prompt: MessagesBuilder,
+    reference: StringBuilder,
+    source: StringBuilder,
+    rows: usize,
+}
+
+impl PromptBuilder {
+    /// A builder sized for `rows` prompts of about `bytes` in all.
+    pub fn with_capacity(rows: usize, bytes: usize) -> Self {
+        PromptBuilder {
+            id: StringBuilder::with_capacity(rows, rows * 24),
+            prompt: MessagesBuilder::with_capacity(rows, bytes),
+            reference: StringBuilder::with_capacity(rows, 0),
+            source: StringBuilder::with_capacity(rows, rows * 16),
+            rows: 0,
+        }
+    }
+
+    /// Appends one prompt.
+    pub fn push(&mut self, id: &str, prompt: &[Message], reference: Option<&str>, source: &str) {
+        self.id.append_value(id);
+        self.prompt.push(prompt);
+        self.reference.append_option(reference);
+        self.source.append_value(source);
+        self.rows += 1;
+    }
+
+    /// Rows added so far.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no rows were added.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The batch.
+    pub fn finish(mut self) -> RecordBatch {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            self.prompt.finish(),
+            Arc::new(self.reference.finish()),
+            Arc::new(self.source.finish()),
+        ];
+        RecordBatch::try_new(prompts_schema(), cols).expect("prompts batch") // ok: columns match the schema by construction
+    }
+}
+
+/// Reads a message column (`List<Struct<role, content>>`) row by row:
+/// `None` for a null row, else `(role, content)` pairs.
+pub fn message_rows(col: &dyn arrow::array::Array, what: &str) -> Result<Vec<Option<Vec<(String, String)>>>, String> {
+    use arrow::array::{Array, AsArray};
+    let list = col.as_list_opt::<i32>().ok_or_else(|| format!("`{what}` is not a list column"))?;
+    let structs = list.values().as_struct_opt().ok_or_else(|| format!("`{what}` items are not structs"))?;
+    let get = |name: &str| {
+        structs
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| format!("`{what}` items have no Utf8 `{name}`"))
+    };
+    let (role, content) = (get("role")?, get("content")?);
+    let offsets = list.value_offsets();
+    Ok((0..list.len())
+        .map(|i| {
+            list.is_valid(i).then(|| {
+                (offsets[i] as usize..offsets[i + 1] as usize)
+                    .map(|j| (role.value(j).to_string(), content.value(j).to_string()))
+                    .collect()
+            })
+        })
+        .collect())
+}
+
 /// Builds one message column: offsets plus flat role and content strings.
 struct MessagesBuilder {
     offsets: Vec<i32>,

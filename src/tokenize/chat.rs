@@ -64,6 +64,41 @@ pub fn encode_chat(tok: &Encoder, sp: &Specials, messages: &[(&str, &str)], bos:
     Ok(Encoded { ids, mask: Some(mask) })
 }
 
+/// Renders a prompt (messages that end with a user turn) and opens the
+/// assistant's turn: `[<|bos|>] (<|role|> content <|end|>)* <|assistant|>`,
+/// exactly the prefix [`encode_chat`] gives the same conversation with a
+/// reply, so a policy continues where a fine-tune learned to.
+pub fn encode_prompt(tok: &Encoder, sp: &Specials, messages: &[(&str, &str)], bos: bool) -> Result<Vec<u32>, String> {
+    let end = need(sp.end, "<|end|>")?;
+    let mut ids = Vec::new();
+    if bos {
+        ids.push(need(sp.bos, "<|bos|>")?);
+    }
+    for (i, (role, content)) in messages.iter().enumerate() {
+        ids.push(match *role {
+            "system" => need(sp.system, "<|system|>")?,
+            "user" => need(sp.user, "<|user|>")?,
+            "assistant" => need(sp.assistant, "<|assistant|>")?,
+            other => return Err(format!("message {i} has unknown role `{other}` (want system, user or assistant)")),
+        });
+        ids.extend(tok.encode(content)?);
+        ids.push(end);
+    }
+    ids.push(need(sp.assistant, "<|assistant|>")?);
+    Ok(ids)
+}
+
+/// A prompt and one reply: [`encode_prompt`] then `reply <|end|>`. Returns
+/// the ids and where the reply starts; the sequence ends with `<|end|>`, the
+/// token a reward model scores at.
+pub fn encode_reply(tok: &Encoder, sp: &Specials, prompt: &[(&str, &str)], reply: &str, bos: bool) -> Result<(Vec<u32>, usize), String> {
+    let mut ids = encode_prompt(tok, sp, prompt, bos)?;
+    let start = ids.len();
+    ids.extend(tok.encode(reply)?);
+    ids.push(need(sp.end, "<|end|>")?);
+    Ok((ids, start))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +156,22 @@ mod tests {
             tok.decode(&untrained, false).unwrap(),
             "<|bos|><|system|>Be brief.<|end|><|user|>What is two plus two?<|end|><|assistant|><|user|>Thanks!<|end|><|assistant|>"
         );
+    }
+
+    #[test]
+    fn prompt_and_reply_render_as_the_chat_template_does() {
+        let tok = tokenizer();
+        let sp = Specials::of(&tok);
+        let enc = Encoder::new(tok);
+        let prompt = [("system", "Be brief."), ("user", "What is two plus two?")];
+        let (ids, start) = encode_reply(&enc, &sp, &prompt, "Four.", true).unwrap();
+        let chat = encode_chat(&enc, &sp, &[prompt[0], prompt[1], ("assistant", "Four.")], true).unwrap();
+        assert_eq!(ids, chat.ids);
+        // The reply starts right after `<|assistant|>`, where the mask turns on.
+        let mask = chat.mask.unwrap();
+        assert_eq!(mask.iter().position(|m| *m == 1), Some(start));
+        assert_eq!(ids[start - 1], sp.assistant.unwrap());
+        assert_eq!(encode_prompt(&enc, &sp, &prompt, true).unwrap(), ids[..start]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod clean;
 mod dedup;
 mod model;
 mod pack;
+mod post;
 mod read;
 mod sample;
 mod tokenize;
@@ -133,6 +134,10 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
         Op::Read(p) => read::units(p),
         Op::Sample(p) => Ok(sample::units(p, inputs)),
         Op::Tokenize(_) | Op::Clean(_) => Ok(input_file_units(inputs)),
+        Op::Prompts(_) | Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_) => Ok(vec![Unit {
+            label: "all".into(),
+            bytes: 0,
+        }]),
         Op::Write(_)
         | Op::TrainTokenizer(_)
         | Op::Tokenizer(_)
@@ -162,5 +167,8 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Eval(p) => model::eval(ctx, p),
         Op::ImportModel(p) => model::import(ctx, p),
         Op::Dedup(p) => dedup::run(ctx, p),
+        Op::Prompts(p) => post::prompts(ctx, p),
+        Op::Sft(p) => post::sft(ctx, p),
+        Op::RewardModel(_) | Op::Dpo(_) => Err(NodeError::Failed("not built yet".into())),
     }
 }

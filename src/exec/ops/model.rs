@@ -9,7 +9,7 @@ use crate::exec::sink::SinkResult;
 use crate::io::writer::FileInfo;
 use crate::model::{Gpt, GptConfig, hf};
 use crate::pack::loader::Loader;
-use crate::spec::ops::{BackendName, EvalParams, ImportModelParams, PrecisionName, PretrainParams, ScheduleName};
+use crate::spec::ops::{ArchSpec, BackendName, EvalParams, ImportModelParams, PrecisionName, PretrainParams, ScheduleName};
 use crate::tokenize::{Encoder, Specials, load};
 use crate::train::pretrain::{self, Hooks, LoopConfig, TrainError};
 use crate::train::{AdamWConfig, Schedule, ScheduleKind};
@@ -23,14 +23,14 @@ fn input<'a>(ctx: &'a Ctx, field: &str) -> Result<&'a crate::exec::store::Artifa
         .ok_or_else(|| NodeError::Failed(format!("input `{field}` missing")))
 }
 
-fn precision(p: PrecisionName) -> Precision {
+pub(super) fn precision(p: PrecisionName) -> Precision {
     match p {
         PrecisionName::F32 => Precision::F32,
         PrecisionName::Bf16 => Precision::Bf16,
     }
 }
 
-fn model_err(e: crate::model::ModelError) -> NodeError {
+pub(super) fn model_err(e: crate::model::ModelError) -> NodeError {
     NodeError::Failed(e.to_string())
 }
 
@@ -58,7 +58,7 @@ fn model_files(dir: &Path) -> Result<(Vec<FileInfo>, String), NodeError> {
 }
 
 /// Writes the model, its tokenizer and state into `out`, and the output record.
-fn finish_model(ctx: &Ctx, model: &Gpt, tokenizer: &Path, stats: Value, extra: Value) -> Result<Output, NodeError> {
+pub(super) fn finish_model(ctx: &Ctx, model: &Gpt, tokenizer: &Path, stats: Value, extra: Value) -> Result<Output, NodeError> {
     let tok = load(tokenizer)?;
     let sp = Specials::of(&tok);
     hf::save(model, ctx.out, sp.bos, sp.eos).map_err(model_err)?;
@@ -85,41 +85,131 @@ fn finish_model(ctx: &Ctx, model: &Gpt, tokenizer: &Path, stats: Value, extra: V
 
 /// Where a node's training checkpoints live: keyed by its fingerprint, so
 /// only an identical configuration resumes from them.
-fn ckpt_dir(ctx: &Ctx) -> PathBuf {
+pub(super) fn ckpt_dir(ctx: &Ctx) -> PathBuf {
     let fp: String = ctx.fingerprint.chars().take(16).collect();
     ctx.pipeline.workdir.join(".ckpt").join(format!("{}-{fp}", ctx.node.id))
 }
 
+/// The optimizer side of a language-model training node, shared by
+/// `pretrain` and `sft` (each fills it from its own params and defaults).
+pub(super) struct LmTraining {
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub max_steps: u64,
+    pub lr: f32,
+    pub min_lr_ratio: f32,
+    pub warmup_steps: u64,
+    pub schedule: ScheduleName,
+    pub decay_fraction: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub grad_clip: f32,
+    pub eval_every: u64,
+    pub eval_batches: u64,
+    pub checkpoint_every: u64,
+    pub precision: PrecisionName,
+    pub backend: BackendName,
+    pub peak_gflops: Option<f64>,
+    /// The key of the node's stats (`pretrain`, `sft`).
+    pub stats_key: &'static str,
+}
+
+/// The schedule of a training node.
+pub(super) fn schedule(name: ScheduleName, lr: f32, min_lr_ratio: f32, warmup: u64, total: u64, decay_fraction: f32) -> Schedule {
+    Schedule {
+        max_lr: lr,
+        min_lr_ratio,
+        warmup,
+        total,
+        kind: match name {
+            ScheduleName::Cosine => ScheduleKind::Cosine,
+            ScheduleName::Linear => ScheduleKind::Linear,
+            ScheduleName::Constant => ScheduleKind::Constant,
+            ScheduleName::Wsd => ScheduleKind::Wsd { decay_fraction },
+        },
+    }
+}
+
 pub(super) fn pretrain(ctx: &Ctx, p: &PretrainParams) -> Result<Output, NodeError> {
+    let packed = input(ctx, "input")?;
+    let tokenizer = input(ctx, "tokenizer")?.dir.join("tokenizer.json");
+    let seq_len = packed.manifest.extra.get("seq_len").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let grad_accum = match p.tokens_per_step {
+        None => p.grad_accum,
+        Some(tps) => {
+            let per = (p.batch_size * seq_len.max(1)) as u64;
+            if tps % per != 0 {
+                return Err(NodeError::Failed(format!(
+                    "tokens_per_step {tps} is not a multiple of batch_size × seq_len = {per}"
+                )));
+            }
+            (tps / per) as usize
+        }
+    };
+    let settings = LmTraining {
+        batch_size: p.batch_size,
+        grad_accum,
+        max_steps: p.max_steps,
+        lr: p.lr,
+        min_lr_ratio: p.min_lr_ratio,
+        warmup_steps: p.warmup_steps,
+        schedule: p.schedule,
+        decay_fraction: p.decay_fraction,
+        weight_decay: p.weight_decay,
+        beta1: p.beta1,
+        beta2: p.beta2,
+        eps: p.eps,
+        grad_clip: p.grad_clip,
+        eval_every: p.eval_every,
+        eval_batches: p.eval_batches,
+        checkpoint_every: p.checkpoint_every,
+        precision: p.precision,
+        backend: p.backend,
+        peak_gflops: p.peak_gflops,
+        stats_key: "pretrain",
+    };
+    train_lm(ctx, ctx.inputs.get("init"), Some(&p.model), &tokenizer, &settings)
+}
+
+/// Trains a language model on the node's `input` packed rows: continues
+/// `init` when given, else builds `arch`; saves it with `tokenizer`.
+pub(super) fn train_lm(
+    ctx: &Ctx,
+    init: Option<&crate::exec::store::Artifact>,
+    arch: Option<&ArchSpec>,
+    tokenizer: &Path,
+    p: &LmTraining,
+) -> Result<Output, NodeError> {
     if p.backend == BackendName::Cuda {
         return Err(NodeError::Failed(
             "`backend: cuda` is not available in this build (the CUDA backend is not built yet); use `backend: cpu`".into(),
         ));
     }
     let packed = input(ctx, "input")?;
-    let tok_art = input(ctx, "tokenizer")?;
-    let tokenizer = tok_art.dir.join("tokenizer.json");
-    let vocab = load(&tokenizer)?.get_vocab_size(true);
+    let vocab = load(tokenizer)?.get_vocab_size(true);
     let seq_len = packed.manifest.extra.get("seq_len").and_then(Value::as_u64).unwrap_or(0) as usize;
     let seed = ctx.pipeline.seed;
-    let mut model = match ctx.inputs.get("init") {
-        Some(a) => {
+    let mut model = match (init, arch) {
+        (Some(a), _) => {
             let m = hf::load(&a.dir, precision(p.precision)).map_err(model_err)?;
             ctx.log
                 .line(format!("continuing from `{}` ({} parameters)", a.dir.display(), m.params.len()));
             m
         }
-        None => {
+        (None, Some(arch)) => {
             let cfg = GptConfig {
-                n_layer: p.model.n_layer,
-                n_head: p.model.n_head,
-                n_embd: p.model.n_embd,
-                block_size: p.model.block_size.unwrap_or(seq_len),
-                vocab_size: p.model.vocab_size.unwrap_or(vocab),
-                dropout: p.model.dropout,
+                n_layer: arch.n_layer,
+                n_head: arch.n_head,
+                n_embd: arch.n_embd,
+                block_size: arch.block_size.unwrap_or(seq_len),
+                vocab_size: arch.vocab_size.unwrap_or(vocab),
+                dropout: arch.dropout,
             };
             Gpt::new(cfg, precision(p.precision), seed).map_err(model_err)?
         }
+        (None, None) => return Err(NodeError::Failed("no model to train: give `init` or `model`".into())),
     };
     let cfg = model.config().clone();
     if cfg.vocab_size < vocab {
@@ -142,18 +232,7 @@ pub(super) fn pretrain(ctx: &Ctx, p: &PretrainParams) -> Result<Output, NodeErro
             p.batch_size
         )));
     }
-    let grad_accum = match p.tokens_per_step {
-        None => p.grad_accum,
-        Some(tps) => {
-            let per = (p.batch_size * seq_len) as u64;
-            if tps % per != 0 {
-                return Err(NodeError::Failed(format!(
-                    "tokens_per_step {tps} is not a multiple of batch_size × seq_len = {per}"
-                )));
-            }
-            (tps / per) as usize
-        }
-    };
+    let grad_accum = p.grad_accum;
     let packed_dir = packed.dir.clone();
     let batch = p.batch_size;
     let val = move || -> Option<Loader> {
@@ -170,20 +249,7 @@ pub(super) fn pretrain(ctx: &Ctx, p: &PretrainParams) -> Result<Output, NodeErro
     let loop_cfg = LoopConfig {
         grad_accum,
         max_steps: p.max_steps,
-        schedule: Schedule {
-            max_lr: p.lr,
-            min_lr_ratio: p.min_lr_ratio,
-            warmup: p.warmup_steps,
-            total: p.max_steps,
-            kind: match p.schedule {
-                ScheduleName::Cosine => ScheduleKind::Cosine,
-                ScheduleName::Linear => ScheduleKind::Linear,
-                ScheduleName::Constant => ScheduleKind::Constant,
-                ScheduleName::Wsd => ScheduleKind::Wsd {
-                    decay_fraction: p.decay_fraction,
-                },
-            },
-        },
+        schedule: schedule(p.schedule, p.lr, p.min_lr_ratio, p.warmup_steps, p.max_steps, p.decay_fraction),
         adamw: AdamWConfig {
             beta1: p.beta1,
             beta2: p.beta2,
@@ -223,12 +289,12 @@ pub(super) fn pretrain(ctx: &Ctx, p: &PretrainParams) -> Result<Output, NodeErro
         "val_loss": out.val.map(|v| v.0), "val_bpb": out.val.and_then(|v| v.1),
     });
     crate::exec::store::write_synced(&ctx.out.join("train_state.json"), state.to_string().as_bytes())?;
-    let stats = json!({ "pretrain": {
+    let stats = json!({ (p.stats_key): {
         "steps": out.steps, "steps_run": out.steps_run, "tokens": out.tokens, "loss": out.loss,
         "val_loss": out.val.map(|v| v.0), "val_bpb": out.val.and_then(|v| v.1),
         "seconds": secs, "tokens_per_s": if secs > 0.0 { (out.steps_run as f64 * (grad_accum * p.batch_size * seq_len) as f64) / secs } else { 0.0 },
     }});
-    let result = finish_model(ctx, &model, &tokenizer, stats, json!({ "precision": p.precision }))?;
+    let result = finish_model(ctx, &model, tokenizer, stats, json!({ "precision": p.precision }))?;
     // The finished model is in the scratch directory, about to be committed.
     let _ = std::fs::remove_dir_all(&ckpt);
     Ok(result)

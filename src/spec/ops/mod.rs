@@ -27,6 +27,8 @@ pub enum Kind {
     Model,
     /// A report or export with no table of its own.
     Report,
+    /// Conversations that end with a user turn, for a policy to continue: `id`, `prompt`, `reference`, `source`.
+    Prompts,
 }
 
 impl Kind {
@@ -41,11 +43,12 @@ impl Kind {
             Kind::Packed => "packed",
             Kind::Model => "model",
             Kind::Report => "report",
+            Kind::Prompts => "prompts",
         }
     }
 
     /// Kinds stored as Arrow tables that `sample` and `write` can handle.
-    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens];
+    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens, Kind::Prompts];
 }
 
 /// A reference from a node field to another node, with the kinds it accepts.
@@ -65,12 +68,14 @@ pub type RangeProblem = (String, String);
 mod clean;
 mod data;
 mod dedup;
+mod post;
 mod tokens;
 mod train;
 
 pub use clean::*;
 pub use data::*;
 pub use dedup::*;
+pub use post::*;
 pub use tokens::*;
 pub use train::*;
 
@@ -101,6 +106,14 @@ pub enum Op {
     ImportModel(ImportModelParams),
     /// `dedup`
     Dedup(DedupParams),
+    /// `prompts`
+    Prompts(PromptsParams),
+    /// `sft`
+    Sft(SftParams),
+    /// `reward_model`
+    RewardModel(RewardModelParams),
+    /// `dpo`
+    Dpo(DpoParams),
 }
 
 /// Every op name, for suggestions and the reference.
@@ -117,6 +130,10 @@ pub const OP_NAMES: &[&str] = &[
     "import_model",
     "eval",
     "dedup",
+    "prompts",
+    "sft",
+    "reward_model",
+    "dpo",
 ];
 
 /// Applies `$body` to the params of whichever op `$op` is.
@@ -135,6 +152,10 @@ macro_rules! each_op {
             Op::Eval($p) => $body,
             Op::ImportModel($p) => $body,
             Op::Dedup($p) => $body,
+            Op::Prompts($p) => $body,
+            Op::Sft($p) => $body,
+            Op::RewardModel($p) => $body,
+            Op::Dpo($p) => $body,
         }
     };
 }
@@ -155,6 +176,10 @@ impl Op {
             Op::Eval(_) => "eval",
             Op::ImportModel(_) => "import_model",
             Op::Dedup(_) => "dedup",
+            Op::Prompts(_) => "prompts",
+            Op::Sft(_) => "sft",
+            Op::RewardModel(_) => "reward_model",
+            Op::Dpo(_) => "dpo",
         }
     }
 
@@ -173,6 +198,10 @@ impl Op {
             "eval" => Op::Eval(de(v)?),
             "import_model" => Op::ImportModel(de(v)?),
             "dedup" => Op::Dedup(de(v)?),
+            "prompts" => Op::Prompts(de(v)?),
+            "sft" => Op::Sft(de(v)?),
+            "reward_model" => Op::RewardModel(de(v)?),
+            "dpo" => Op::Dpo(de(v)?),
             _ => Op::Write(de(v)?),
         })
     }
@@ -192,6 +221,10 @@ impl Op {
             "eval" => schemars::schema_for!(EvalParams),
             "import_model" => schemars::schema_for!(ImportModelParams),
             "dedup" => schemars::schema_for!(DedupParams),
+            "prompts" => schemars::schema_for!(PromptsParams),
+            "sft" => schemars::schema_for!(SftParams),
+            "reward_model" => schemars::schema_for!(RewardModelParams),
+            "dpo" => schemars::schema_for!(DpoParams),
             _ => return None,
         })
     }
@@ -203,6 +236,11 @@ impl Op {
 
     /// Node references in this op's fields.
     pub fn inputs(&self) -> Vec<InputRef<'_>> {
+        let model_ref = |node| InputRef {
+            field: "model",
+            node,
+            accepts: &[Kind::Model],
+        };
         let input = |node, accepts| InputRef {
             field: "input",
             node,
@@ -250,6 +288,44 @@ impl Op {
                 input(&p.input, &[Kind::Documents]),
             ],
             Op::Dedup(p) => vec![input(&p.input, &[Kind::Documents])],
+            Op::Prompts(p) => {
+                let mut v = vec![input(&p.input, &[Kind::Chat, Kind::Preferences, Kind::Documents])];
+                v.extend(p.tokenizer.as_deref().map(|node| InputRef {
+                    field: "tokenizer",
+                    node,
+                    accepts: &[Kind::Tokenizer, Kind::Model],
+                }));
+                v
+            }
+            Op::Sft(p) => vec![model_ref(&p.model), input(&p.input, &[Kind::Packed])],
+            Op::RewardModel(p) => {
+                let mut v = vec![model_ref(&p.model), input(&p.input, &[Kind::Preferences])];
+                v.extend(p.val.as_deref().map(|node| InputRef {
+                    field: "val",
+                    node,
+                    accepts: &[Kind::Preferences],
+                }));
+                v.extend(p.normalize.as_deref().map(|node| InputRef {
+                    field: "normalize",
+                    node,
+                    accepts: &[Kind::Chat],
+                }));
+                v
+            }
+            Op::Dpo(p) => {
+                let mut v = vec![model_ref(&p.model), input(&p.input, &[Kind::Preferences])];
+                v.extend(p.val.as_deref().map(|node| InputRef {
+                    field: "val",
+                    node,
+                    accepts: &[Kind::Preferences],
+                }));
+                v.extend(p.reference.as_deref().map(|node| InputRef {
+                    field: "ref",
+                    node,
+                    accepts: &[Kind::Model],
+                }));
+                v
+            }
         }
     }
 
@@ -267,6 +343,8 @@ impl Op {
             Op::Pretrain(_) | Op::ImportModel(_) => Kind::Model,
             Op::Eval(_) => Kind::Report,
             Op::Dedup(_) => Kind::Documents,
+            Op::Prompts(_) => Kind::Prompts,
+            Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_) => Kind::Model,
         }
     }
 
@@ -285,6 +363,10 @@ impl Op {
             Op::Eval(p) => p.check(),
             Op::ImportModel(p) => p.check(),
             Op::Dedup(p) => p.check(),
+            Op::Prompts(p) => p.check(),
+            Op::Sft(p) => p.check(),
+            Op::RewardModel(p) => p.check(),
+            Op::Dpo(p) => p.check(),
         }
     }
 
@@ -292,7 +374,7 @@ impl Op {
     pub fn uses_seed(&self) -> bool {
         matches!(self, Op::Sample(p) if p.fraction.is_some())
             || matches!(self, Op::Pack(p) if p.shuffle || p.val_fraction > 0.0 || p.val_docs.is_some())
-            || matches!(self, Op::Pretrain(_))
+            || matches!(self, Op::Pretrain(_) | Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_))
     }
 
     /// Whether `--shard i/N` can split this op's work.
@@ -327,6 +409,16 @@ impl Op {
             "dedup" => {
                 "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it."
             }
+            "prompts" => {
+                "Makes `prompts` (conversations ending with a user turn) from `chat` (minus the last assistant reply, kept as `reference`), `preferences` (the shared prompt) or `documents` (each text one user message)."
+            }
+            "sft" => {
+                "Fine-tunes a `model` on packed chat rows with the loss on assistant tokens only (the pretrain loop: schedule, eval on held-out chats, checkpoints, resume)."
+            }
+            "reward_model" => {
+                "Trains a reward model on `preferences` (pairs or K-way rankings) from a `model`'s trunk and a new scalar head at the final `<|end|>`; saved as `GPT2ForSequenceClassification`."
+            }
+            "dpo" => "Direct preference optimisation of a `model` on `preferences` against a frozen reference (sigmoid loss, β 0.1).",
             _ => "",
         }
     }

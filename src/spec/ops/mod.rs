@@ -27,6 +27,9 @@ pub enum Kind {
     Model,
     /// A report or export with no table of its own.
     Report,
+    /// Prompts for generation (PPO rollouts, evaluation): `id`, `prompt`
+    /// (messages ending with a user turn), `reference` (an expected answer, nullable), `source`.
+    Prompts,
 }
 
 impl Kind {
@@ -41,11 +44,12 @@ impl Kind {
             Kind::Packed => "packed",
             Kind::Model => "model",
             Kind::Report => "report",
+            Kind::Prompts => "prompts",
         }
     }
 
     /// Kinds stored as Arrow tables that `sample` and `write` can handle.
-    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens];
+    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens, Kind::Prompts];
 }
 
 /// A reference from a node field to another node, with the kinds it accepts.

@@ -6,6 +6,7 @@ pub mod adamw;
 pub mod checkpoint;
 pub mod pretrain;
 pub mod schedule;
+pub mod seq;
 
 pub use adamw::{AdamW, AdamWConfig, grad_norm};
 pub use schedule::{Schedule, ScheduleKind};

@@ -27,7 +27,8 @@ pub enum Kind {
     Model,
     /// A report or export with no table of its own.
     Report,
-    /// Conversations that end with a user turn, for a policy to continue: `id`, `prompt`, `reference`, `source`.
+    /// Prompts for generation (PPO rollouts, evaluation): `id`, `prompt`
+    /// (messages ending with a user turn), `reference` (an expected answer, nullable), `source`.
     Prompts,
 }
 

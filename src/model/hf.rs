@@ -8,6 +8,7 @@
 //! stored `[in, out]`, the LM head tied to `wte` and therefore not stored.
 //! The padded vocabulary rows are kiln's own and never leave it.
 
+use super::head::Scorer;
 use super::params::TensorInfo;
 use super::{Gpt, GptConfig, ModelError};
 use crate::backend::Precision;
@@ -132,10 +133,10 @@ fn to_hf(params: &[f32], t: &TensorInfo, cfg: &GptConfig) -> Vec<f32> {
     out
 }
 
-/// Writes `model.safetensors` and `config.json` into `dir` (fp32).
-pub fn save(model: &Gpt, dir: &Path, bos: Option<u32>, eos: Option<u32>) -> Result<(), ModelError> {
+/// A model's tensors under their HF names and shapes, as f32 bytes.
+fn hf_tensors(model: &Gpt) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     let cfg = model.config();
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = model
+    model
         .layout()
         .tensors()
         .map(|t| {
@@ -146,7 +147,11 @@ pub fn save(model: &Gpt, dir: &Path, bos: Option<u32>, eos: Option<u32>) -> Resu
                 bytemuck::cast_slice(&vals).to_vec(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Writes `tensors` as `model.safetensors` and `config` as `config.json`.
+fn write_dir(dir: &Path, tensors: &[(String, Vec<usize>, Vec<u8>)], config: &Value) -> Result<(), ModelError> {
     let views = tensors
         .iter()
         .map(|(n, shape, bytes)| TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (n.clone(), v)))
@@ -155,9 +160,68 @@ pub fn save(model: &Gpt, dir: &Path, bos: Option<u32>, eos: Option<u32>) -> Resu
     let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     let weights = dir.join(WEIGHTS);
     safetensors::tensor::serialize_to_file(views, Some(meta), &weights).map_err(|e| io_err(&weights, e))?;
+    let path = dir.join(CONFIG);
+    let text = serde_json::to_string_pretty(config).map_err(|e| io_err(&path, e))?;
+    std::fs::write(&path, text).map_err(|e| io_err(&path, e))
+}
+
+/// Writes `model.safetensors` and `config.json` into `dir` (fp32).
+pub fn save(model: &Gpt, dir: &Path, bos: Option<u32>, eos: Option<u32>) -> Result<(), ModelError> {
+    write_dir(dir, &hf_tensors(model), &config_json(model.config(), bos, eos))
+}
+
+/// The `config.json` key of the score offset kiln subtracts (see [`save_scorer`]).
+pub const SCORE_OFFSET: &str = "kiln_score_offset";
+
+/// Writes a reward model as `GPT2ForSequenceClassification` with one label:
+/// the trunk's `transformer.*` tensors, `score.weight` `[1, C]`, and a
+/// config with `num_labels: 1` and `pad_token_id` (transformers scores the
+/// last token that is not `pad`, which is where kiln reads it, as long as
+/// sequences are right-padded and `pad` is not the end token). `offset`,
+/// when given, is stored as `kiln_score_offset` and subtracted by
+/// [`load_scorer`]'s users; transformers ignores it, so its raw score is
+/// kiln's plus the offset.
+pub fn save_scorer(scorer: &Scorer, dir: &Path, specials: (Option<u32>, Option<u32>, Option<u32>), offset: Option<f64>) -> Result<(), ModelError> {
+    let (bos, eos, pad) = specials;
+    let mut tensors = hf_tensors(&scorer.gpt);
+    tensors.push(("score.weight".into(), vec![1, scorer.w.len()], bytemuck::cast_slice(&scorer.w).to_vec()));
+    let mut config = config_json(scorer.gpt.config(), bos, eos);
+    config["architectures"] = json!(["GPT2ForSequenceClassification"]);
+    config["num_labels"] = json!(1);
+    config["id2label"] = json!({"0": "LABEL_0"});
+    config["label2id"] = json!({"LABEL_0": 0});
+    config["pad_token_id"] = json!(pad);
+    if let Some(o) = offset {
+        config[SCORE_OFFSET] = json!(o);
+    }
+    write_dir(dir, &tensors, &config)
+}
+
+/// Reads a `GPT2ForSequenceClassification` directory (kiln's export or
+/// transformers'), with its `kiln_score_offset` (0 when absent).
+pub fn load_scorer(dir: &Path, precision: Precision) -> Result<(Scorer, f64), ModelError> {
+    let gpt = load(dir, precision)?;
+    let c = gpt.config().n_embd;
     let config = dir.join(CONFIG);
-    let text = serde_json::to_string_pretty(&config_json(cfg, bos, eos)).map_err(|e| io_err(&config, e))?;
-    std::fs::write(&config, text).map_err(|e| io_err(&config, e))
+    let text = std::fs::read_to_string(&config).map_err(|e| io_err(&config, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| io_err(&config, e))?;
+    if let Some(n) = v.get("num_labels").and_then(Value::as_u64).or_else(|| v.get("id2label").and_then(Value::as_object).map(|m| m.len() as u64))
+        && n != 1
+    {
+        return Err(io_err(&config, format!("num_labels is {n}; a reward model has one score (num_labels: 1)")));
+    }
+    let weights = dir.join(WEIGHTS);
+    let bytes = std::fs::read(&weights).map_err(|e| io_err(&weights, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| io_err(&weights, e))?;
+    let view = st.tensor("score.weight").map_err(|_| {
+        io_err(&weights, "tensor `score.weight` is missing: this is not a GPT2ForSequenceClassification (reward model) checkpoint")
+    })?;
+    if view.shape() != [1, c] {
+        return Err(io_err(&weights, format!("`score.weight` has shape {:?}, expected [1, {c}]", view.shape())));
+    }
+    let w = to_f32(&view).map_err(|m| io_err(&weights, format!("tensor `score.weight`: {m}")))?;
+    let offset = v.get(SCORE_OFFSET).and_then(Value::as_f64).unwrap_or(0.0);
+    Ok((Scorer::with_weights(gpt, w), offset))
 }
 
 /// Reads an HF GPT-2 directory (`config.json` + `model.safetensors`; names
@@ -245,6 +309,28 @@ mod tests {
         assert_eq!(st.tensor("transformer.h.1.attn.c_attn.weight").unwrap().shape(), [16, 48]);
         assert_eq!(st.tensor("transformer.wte.weight").unwrap().shape(), [70, 16]);
         assert!(st.tensor("lm_head.weight").is_err());
+    }
+
+    #[test]
+    fn a_scorer_saves_as_sequence_classification_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Scorer::new(Gpt::new(tiny(), Precision::F32, 3).unwrap(), 4);
+        save_scorer(&a, dir.path(), (Some(1), Some(2), Some(0)), Some(0.25)).unwrap();
+        let cfg: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(CONFIG)).unwrap()).unwrap();
+        assert_eq!(cfg["architectures"][0], "GPT2ForSequenceClassification");
+        assert_eq!((cfg["num_labels"].as_u64(), cfg["pad_token_id"].as_u64()), (Some(1), Some(0)));
+        let bytes = std::fs::read(dir.path().join(WEIGHTS)).unwrap();
+        assert_eq!(SafeTensors::deserialize(&bytes).unwrap().tensor("score.weight").unwrap().shape(), [1, 16]);
+        let (mut b, offset) = load_scorer(dir.path(), Precision::F32).unwrap();
+        assert_eq!((b.w.clone(), offset), (a.w.clone(), 0.25));
+        let ids: Vec<u32> = (0..8).map(|i| (i * 5 % 70) as u32).collect();
+        a.forward(&ids, 1, 8).unwrap();
+        b.forward(&ids, 1, 8).unwrap();
+        assert_eq!(a.scores(), b.scores());
+        // An LM checkpoint is not a reward model.
+        save(&a.gpt, dir.path(), None, None).unwrap();
+        let e = load_scorer(dir.path(), Precision::F32).unwrap_err().to_string();
+        assert!(e.contains("score.weight"), "{e}");
     }
 
     #[test]

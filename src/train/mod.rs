@@ -4,7 +4,10 @@
 
 pub mod adamw;
 pub mod checkpoint;
+pub mod dpo;
+pub mod prefs;
 pub mod pretrain;
+pub mod reward;
 pub mod schedule;
 pub mod seq;
 

@@ -6,6 +6,7 @@ mod dedup;
 mod model;
 mod pack;
 mod post;
+mod prefs;
 mod read;
 mod sample;
 mod tokenize;
@@ -169,6 +170,7 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Dedup(p) => dedup::run(ctx, p),
         Op::Prompts(p) => post::prompts(ctx, p),
         Op::Sft(p) => post::sft(ctx, p),
-        Op::RewardModel(_) | Op::Dpo(_) => Err(NodeError::Failed("not built yet".into())),
+        Op::RewardModel(p) => prefs::reward_model(ctx, p),
+        Op::Dpo(p) => prefs::dpo(ctx, p),
     }
 }

@@ -42,7 +42,7 @@ impl Hooks for EngineProgress<'_, '_> {
 }
 
 /// The files of a model directory, as the manifest lists them.
-fn model_files(dir: &Path) -> Result<(Vec<FileInfo>, String), NodeError> {
+pub(super) fn model_files(dir: &Path) -> Result<(Vec<FileInfo>, String), NodeError> {
     let mut files = Vec::new();
     for name in [hf::WEIGHTS, hf::CONFIG, "tokenizer.json", "train_state.json", "metrics.jsonl"] {
         if let Ok(m) = std::fs::metadata(dir.join(name)) {

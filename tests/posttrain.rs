@@ -185,9 +185,17 @@ fn sft_then_reward_model_and_dpo_learn_and_export() {
     assert!(mask.contains(&0) && mask.contains(&1));
     let loss = |m: &mut kiln::model::Gpt, tg: &[u32]| m.forward(&inputs, Some(tg), Some(&mask), 2, t).unwrap().unwrap();
     let base = loss(&mut model, &targets);
-    let user: Vec<u32> = targets.iter().zip(&mask).map(|(&x, &m)| if m == 0 { (x + 7) % 500 } else { x }).collect();
+    let user: Vec<u32> = targets
+        .iter()
+        .zip(&mask)
+        .map(|(&x, &m)| if m == 0 { (x + 7) % 500 } else { x })
+        .collect();
     assert_eq!(loss(&mut model, &user), base);
-    let asst: Vec<u32> = targets.iter().zip(&mask).map(|(&x, &m)| if m == 1 { (x + 7) % 500 } else { x }).collect();
+    let asst: Vec<u32> = targets
+        .iter()
+        .zip(&mask)
+        .map(|(&x, &m)| if m == 1 { (x + 7) % 500 } else { x })
+        .collect();
     assert!((loss(&mut model, &asst) - base).abs() > 1e-3);
 
     // Reward model on HH-RLHF: held-out accuracy and margin are reported.
@@ -198,13 +206,19 @@ fn sft_then_reward_model_and_dpo_learn_and_export() {
     // Long dialogues do not fit the 128-token context: counted rejects.
     assert!(hh["rejected_rows"].as_u64().unwrap() > 0);
     let r: Value = serde_json::from_str(&rejected(&wd, "rm_hh")[0]).unwrap();
-    assert!(r["reason"].as_str().unwrap().contains("longer than the model's block_size 128"), "{r}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("longer than the model's block_size 128"),
+        "{r}"
+    );
 
     // Reward model on the learnable set: held-out accuracy rises.
     let rm = manifest(&wd, "rm");
     let s = &rm["stats"]["reward_model"];
     assert!(s["val"]["accuracy"].as_f64().unwrap() >= 0.9, "{s}");
-    assert!(s["val"]["accuracy"].as_f64() > s["val_first"]["accuracy"].as_f64().map(|a| a.min(0.8)), "{s}");
+    assert!(
+        s["val"]["accuracy"].as_f64() > s["val_first"]["accuracy"].as_f64().map(|a| a.min(0.8)),
+        "{s}"
+    );
     let lines = metrics(dir.path(), "rm");
     for key in ["loss", "accuracy", "margin"] {
         assert!(lines[1][key].as_f64().is_some(), "{key}");
@@ -220,7 +234,10 @@ fn sft_then_reward_model_and_dpo_learn_and_export() {
     let lines = metrics(dir.path(), "dpo");
     let first = &lines[0];
     assert_eq!(first["step"], 0);
-    assert!((first["val_loss"].as_f64().unwrap() - std::f64::consts::LN_2).abs() < 1e-9, "{first}");
+    assert!(
+        (first["val_loss"].as_f64().unwrap() - std::f64::consts::LN_2).abs() < 1e-9,
+        "{first}"
+    );
     let last = lines.last().unwrap();
     for key in ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"] {
         assert!(lines[1][key].as_f64().is_some(), "{key}");
@@ -235,7 +252,9 @@ fn sft_then_reward_model_and_dpo_learn_and_export() {
 /// `GPT2ForSequenceClassification`; skipped without torch + transformers.
 fn parity_with_transformers(rm: &Path) {
     let python = std::env::var("KILN_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = std::process::Command::new(&python).args(["-c", "import torch, transformers"]).output();
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import torch, transformers"])
+        .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         eprintln!("SKIP: transformers parity needs Python with torch and transformers (set KILN_PYTHON)");
         return;
@@ -257,11 +276,17 @@ fn parity_with_transformers(rm: &Path) {
         b = batch.b,
         t = batch.t
     );
-    let out = std::process::Command::new(&python).args(["-c", &script, rm.to_str().unwrap()]).output().unwrap();
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script, rm.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let theirs: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
     let diff = ours.iter().zip(&theirs).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-    eprintln!("transformers parity: max |diff| {diff:.2e} over {} sequences (offset {offset})", ours.len());
+    eprintln!(
+        "transformers parity: max |diff| {diff:.2e} over {} sequences (offset {offset})",
+        ours.len()
+    );
     assert!(diff < 1e-4, "kiln {ours:?} vs transformers {theirs:?}");
 }
 
@@ -310,7 +335,12 @@ fn sft_killed_mid_run_resumes_bit_identical() {
     kiln_in(dir.path(), &["run", p.to_str().unwrap(), "--threads", "2"]).ok();
     let got = std::fs::read(dir.path().join("runs/sft/model.safetensors")).unwrap();
     assert!(got == want, "a resumed sft differs from an uninterrupted one");
-    assert!(manifest(&dir.path().join("runs"), "sft")["stats"]["sft"]["steps_run"].as_u64().unwrap() < 24);
+    assert!(
+        manifest(&dir.path().join("runs"), "sft")["stats"]["sft"]["steps_run"]
+            .as_u64()
+            .unwrap()
+            < 24
+    );
 }
 
 #[test]

@@ -184,12 +184,18 @@ impl PromptBuilder {
     }
 }
 
+/// A conversation as owned `(role, content)` pairs.
+pub type Turns = Vec<(String, String)>;
+
 /// Reads a message column (`List<Struct<role, content>>`) row by row:
 /// `None` for a null row, else `(role, content)` pairs.
-pub fn message_rows(col: &dyn arrow::array::Array, what: &str) -> Result<Vec<Option<Vec<(String, String)>>>, String> {
+pub fn message_rows(col: &dyn arrow::array::Array, what: &str) -> Result<Vec<Option<Turns>>, String> {
     use arrow::array::{Array, AsArray};
     let list = col.as_list_opt::<i32>().ok_or_else(|| format!("`{what}` is not a list column"))?;
-    let structs = list.values().as_struct_opt().ok_or_else(|| format!("`{what}` items are not structs"))?;
+    let structs = list
+        .values()
+        .as_struct_opt()
+        .ok_or_else(|| format!("`{what}` items are not structs"))?;
     let get = |name: &str| {
         structs
             .column_by_name(name)
@@ -428,7 +434,16 @@ mod tests {
     fn preference_rows_match_the_schema() {
         let mut b = PreferenceBuilder::with_capacity(1, 64);
         b.push("p", &[Message::new(Role::User, "q")], "good", "bad", "s", None);
-        b.push_ranked("r", &[Message::new(Role::User, "q")], "a", "c", Some(&["a", "b", "c"]), Some(0.5), "s", None);
+        b.push_ranked(
+            "r",
+            &[Message::new(Role::User, "q")],
+            "a",
+            "c",
+            Some(&["a", "b", "c"]),
+            Some(0.5),
+            "s",
+            None,
+        );
         let batch = b.finish();
         assert_eq!(batch.schema(), preferences_schema());
         assert_eq!(batch.column(2).as_string::<i32>().value(0), "good");

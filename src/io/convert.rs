@@ -439,7 +439,12 @@ fn ranked<'a>(prompt: Vec<Message<'a>>, v: &'a RawValue, e: &Entries<'a>) -> Res
     }
     match prompt.last() {
         Some(m) if m.role == Role::User => {}
-        Some(m) => return Err(format!("`prompt` ends with a {} turn; ranked replies answer a user turn", m.role.as_str())),
+        Some(m) => {
+            return Err(format!(
+                "`prompt` ends with a {} turn; ranked replies answer a user turn",
+                m.role.as_str()
+            ));
+        }
         None => return Err("missing field `prompt`".into()),
     }
     let items = list(v, "responses")?;
@@ -496,7 +501,10 @@ fn preference_prompt_and_replies<'a>(e: &Entries<'a>) -> Result<Pair<'a>, String
 mod tests {
     use super::*;
 
-    fn pref(json: &str) -> Result<(Vec<String>, String, String, Option<Vec<String>>, Option<f64>), String> {
+    /// prompt contents, chosen, rejected, responses, margin
+    type PrefRow = (Vec<String>, String, String, Option<Vec<String>>, Option<f64>);
+
+    fn pref(json: &str) -> Result<PrefRow, String> {
         let e = super::super::parse::record_entries(json.as_bytes())?;
         let p = preference_pair(&e)?;
         Ok((
@@ -510,7 +518,8 @@ mod tests {
 
     #[test]
     fn rankings_keep_every_response_with_best_and_worst_as_the_pair() {
-        let (prompt, c, r, resp, m) = pref(r#"{"prompt": "q?", "responses": ["best", {"role": "assistant", "content": "mid"}, "worst"], "margin": 0.5}"#).unwrap();
+        let (prompt, c, r, resp, m) =
+            pref(r#"{"prompt": "q?", "responses": ["best", {"role": "assistant", "content": "mid"}, "worst"], "margin": 0.5}"#).unwrap();
         assert_eq!(prompt, ["q?"]);
         assert_eq!((c.as_str(), r.as_str()), ("best", "worst"));
         assert_eq!(resp.unwrap(), ["best", "mid", "worst"]);
@@ -522,14 +531,32 @@ mod tests {
     #[test]
     fn bad_rankings_and_pairs_are_rejected_with_a_reason() {
         let cases = [
-            (r#"{"prompt": "q", "responses": ["only"]}"#, "field `responses` has 1 item(s); a ranking needs at least 2"),
-            (r#"{"prompt": "q", "responses": ["a", "b", " a "]}"#, "responses 0 and 2 are the same reply"),
+            (
+                r#"{"prompt": "q", "responses": ["only"]}"#,
+                "field `responses` has 1 item(s); a ranking needs at least 2",
+            ),
+            (
+                r#"{"prompt": "q", "responses": ["a", "b", " a "]}"#,
+                "responses 0 and 2 are the same reply",
+            ),
             (r#"{"prompt": "q", "responses": ["a", ""]}"#, "field `responses.1` is empty"),
-            (r#"{"prompt": "q", "responses": ["a", 3]}"#, "field `responses.1` is a number, not a string or a message"),
-            (r#"{"prompt": "q", "responses": ["a", "b"], "chosen": "a"}"#, "give either `responses` (a ranking) or `chosen`/`rejected` (a pair), not both"),
+            (
+                r#"{"prompt": "q", "responses": ["a", 3]}"#,
+                "field `responses.1` is a number, not a string or a message",
+            ),
+            (
+                r#"{"prompt": "q", "responses": ["a", "b"], "chosen": "a"}"#,
+                "give either `responses` (a ranking) or `chosen`/`rejected` (a pair), not both",
+            ),
             (r#"{"responses": ["a", "b"]}"#, "missing field `prompt`"),
-            (r#"{"prompt": "q", "chosen": "same", "rejected": "same"}"#, "chosen and rejected are the same reply"),
-            (r#"{"prompt": "q", "chosen": "x", "rejected": "y", "margin": "big"}"#, "field `margin` is a string, not a finite number"),
+            (
+                r#"{"prompt": "q", "chosen": "same", "rejected": "same"}"#,
+                "chosen and rejected are the same reply",
+            ),
+            (
+                r#"{"prompt": "q", "chosen": "x", "rejected": "y", "margin": "big"}"#,
+                "field `margin` is a string, not a finite number",
+            ),
         ];
         for (json, want) in cases {
             assert_eq!(pref(json).unwrap_err(), want, "{json}");

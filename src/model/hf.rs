@@ -181,10 +181,19 @@ pub const SCORE_OFFSET: &str = "kiln_score_offset";
 /// when given, is stored as `kiln_score_offset` and subtracted by
 /// [`load_scorer`]'s users; transformers ignores it, so its raw score is
 /// kiln's plus the offset.
-pub fn save_scorer(scorer: &Scorer, dir: &Path, specials: (Option<u32>, Option<u32>, Option<u32>), offset: Option<f64>) -> Result<(), ModelError> {
+pub fn save_scorer(
+    scorer: &Scorer,
+    dir: &Path,
+    specials: (Option<u32>, Option<u32>, Option<u32>),
+    offset: Option<f64>,
+) -> Result<(), ModelError> {
     let (bos, eos, pad) = specials;
     let mut tensors = hf_tensors(&scorer.gpt);
-    tensors.push(("score.weight".into(), vec![1, scorer.w.len()], bytemuck::cast_slice(&scorer.w).to_vec()));
+    tensors.push((
+        "score.weight".into(),
+        vec![1, scorer.w.len()],
+        bytemuck::cast_slice(&scorer.w).to_vec(),
+    ));
     let mut config = config_json(scorer.gpt.config(), bos, eos);
     config["architectures"] = json!(["GPT2ForSequenceClassification"]);
     config["num_labels"] = json!(1);
@@ -205,19 +214,31 @@ pub fn load_scorer(dir: &Path, precision: Precision) -> Result<(Scorer, f64), Mo
     let config = dir.join(CONFIG);
     let text = std::fs::read_to_string(&config).map_err(|e| io_err(&config, e))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| io_err(&config, e))?;
-    if let Some(n) = v.get("num_labels").and_then(Value::as_u64).or_else(|| v.get("id2label").and_then(Value::as_object).map(|m| m.len() as u64))
+    if let Some(n) = v
+        .get("num_labels")
+        .and_then(Value::as_u64)
+        .or_else(|| v.get("id2label").and_then(Value::as_object).map(|m| m.len() as u64))
         && n != 1
     {
-        return Err(io_err(&config, format!("num_labels is {n}; a reward model has one score (num_labels: 1)")));
+        return Err(io_err(
+            &config,
+            format!("num_labels is {n}; a reward model has one score (num_labels: 1)"),
+        ));
     }
     let weights = dir.join(WEIGHTS);
     let bytes = std::fs::read(&weights).map_err(|e| io_err(&weights, e))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| io_err(&weights, e))?;
     let view = st.tensor("score.weight").map_err(|_| {
-        io_err(&weights, "tensor `score.weight` is missing: this is not a GPT2ForSequenceClassification (reward model) checkpoint")
+        io_err(
+            &weights,
+            "tensor `score.weight` is missing: this is not a GPT2ForSequenceClassification (reward model) checkpoint",
+        )
     })?;
     if view.shape() != [1, c] {
-        return Err(io_err(&weights, format!("`score.weight` has shape {:?}, expected [1, {c}]", view.shape())));
+        return Err(io_err(
+            &weights,
+            format!("`score.weight` has shape {:?}, expected [1, {c}]", view.shape()),
+        ));
     }
     let w = to_f32(&view).map_err(|m| io_err(&weights, format!("tensor `score.weight`: {m}")))?;
     let offset = v.get(SCORE_OFFSET).and_then(Value::as_f64).unwrap_or(0.0);
@@ -320,7 +341,10 @@ mod tests {
         assert_eq!(cfg["architectures"][0], "GPT2ForSequenceClassification");
         assert_eq!((cfg["num_labels"].as_u64(), cfg["pad_token_id"].as_u64()), (Some(1), Some(0)));
         let bytes = std::fs::read(dir.path().join(WEIGHTS)).unwrap();
-        assert_eq!(SafeTensors::deserialize(&bytes).unwrap().tensor("score.weight").unwrap().shape(), [1, 16]);
+        assert_eq!(
+            SafeTensors::deserialize(&bytes).unwrap().tensor("score.weight").unwrap().shape(),
+            [1, 16]
+        );
         let (mut b, offset) = load_scorer(dir.path(), Precision::F32).unwrap();
         assert_eq!((b.w.clone(), offset), (a.w.clone(), 0.25));
         let ids: Vec<u32> = (0..8).map(|i| (i * 5 % 70) as u32).collect();

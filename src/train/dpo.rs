@@ -27,10 +27,13 @@ pub struct Pair {
     pub rejected_start: usize,
 }
 
+/// Each row's scored `(position, target)` pairs.
+pub type Targets = Vec<Vec<(usize, u32)>>;
+
 /// The summed reply log-probabilities of each pair's (chosen, rejected)
-/// under `model`, one forward for the whole batch; also the batch and each
-/// row's scored positions for a backward.
-pub fn reply_logps(model: &mut Gpt, pairs: &[&Pair], pad: u32) -> Result<(Vec<(f64, f64)>, SeqBatch, Vec<Vec<(usize, u32)>>), String> {
+/// under `model`, one forward for the whole batch; also each row's scored
+/// positions (rows alternate chosen, rejected) for a backward.
+pub fn reply_logps(model: &mut Gpt, pairs: &[&Pair], pad: u32) -> Result<(Vec<(f64, f64)>, Targets), String> {
     let mut seqs: Vec<&[u32]> = Vec::with_capacity(pairs.len() * 2);
     let mut starts = Vec::with_capacity(pairs.len() * 2);
     for p in pairs {
@@ -40,14 +43,16 @@ pub fn reply_logps(model: &mut Gpt, pairs: &[&Pair], pad: u32) -> Result<(Vec<(f
         starts.push(p.rejected_start);
     }
     let batch = SeqBatch::tight(&seqs, pad)?;
-    model.forward(&batch.inputs, None, None, batch.b, batch.t).map_err(|e| e.to_string())?;
+    model
+        .forward(&batch.inputs, None, None, batch.b, batch.t)
+        .map_err(|e| e.to_string())?;
     let (v, vp) = (model.config().vocab_size, model.config().padded_vocab());
     let targets: Vec<Vec<(usize, u32)>> = starts.iter().enumerate().map(|(i, &s)| batch.targets(i, s)).collect();
     let sums: Vec<f64> = targets
         .iter()
         .map(|t| token_logprobs(model.logits(), vp, v, t, 1.0).iter().map(|&x| x as f64).sum())
         .collect();
-    Ok((sums.chunks_exact(2).map(|c| (c[0], c[1])).collect(), batch, targets))
+    Ok((sums.chunks_exact(2).map(|c| (c[0], c[1])).collect(), targets))
 }
 
 /// Sums of the DPO quantities over pairs.
@@ -139,7 +144,7 @@ pub fn reference_logps(reference: &mut Gpt, pairs: &[Pair], pad: u32, batch: usi
 /// Loss sums of `pairs` under `policy`, and with `backward` the gradient of
 /// their mean accumulated into the policy.
 pub fn batch_loss(policy: &mut Gpt, pairs: &[&Pair], refs: &[(f64, f64)], beta: f64, pad: u32, backward: bool) -> Result<DpoSums, String> {
-    let (logps, _batch, targets) = reply_logps(policy, pairs, pad)?;
+    let (logps, targets) = reply_logps(policy, pairs, pad)?;
     let mut sums = DpoSums::default();
     let mut row_grads = Vec::with_capacity(logps.len() * 2);
     for (pi, r) in logps.iter().zip(refs) {

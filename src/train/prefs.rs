@@ -93,11 +93,7 @@ fn line(out: &mut std::fs::File, path: &Path, step: u64, prefix: &str, m: &Metri
 /// Trains `t` for `cfg.max_steps` steps, writing `metrics.jsonl` to `metrics_path`.
 pub fn train(t: &mut dyn PairTrainer, cfg: &PairLoop, metrics_path: &Path, progress: &dyn Progress) -> Result<PairOutcome, String> {
     if t.len() < cfg.batch_size {
-        return Err(format!(
-            "{} training records are fewer than batch_size {}",
-            t.len(),
-            cfg.batch_size
-        ));
+        return Err(format!("{} training records are fewer than batch_size {}", t.len(), cfg.batch_size));
     }
     let mut opts: Vec<AdamW> = t.layout().into_iter().map(|(n, decay)| AdamW::new(cfg.adamw, n, decay)).collect();
     let mut out = std::fs::File::create(metrics_path).map_err(|e| format!("{}: {e}", metrics_path.display()))?;
@@ -128,12 +124,23 @@ pub fn train(t: &mut dyn PairTrainer, cfg: &PairLoop, metrics_path: &Path, progr
                 step + 1
             ));
         }
-        let clip = if cfg.grad_clip > 0.0 && norm > cfg.grad_clip { cfg.grad_clip / norm } else { 1.0 };
+        let clip = if cfg.grad_clip > 0.0 && norm > cfg.grad_clip {
+            cfg.grad_clip / norm
+        } else {
+            1.0
+        };
         let lr = cfg.schedule.lr(step);
         for ((params, grads), opt) in bufs.into_iter().zip(opts.iter_mut()) {
             opt.update(params, grads, lr, clip);
         }
-        line(&mut out, metrics_path, step + 1, "", &m, &[("lr", lr as f64), ("grad_norm", norm as f64)])?;
+        line(
+            &mut out,
+            metrics_path,
+            step + 1,
+            "",
+            &m,
+            &[("lr", lr as f64), ("grad_norm", norm as f64)],
+        )?;
         progress.inc(1);
         let last = step + 1 == cfg.max_steps;
         if (last || (cfg.eval_every > 0 && (step + 1).is_multiple_of(cfg.eval_every)))

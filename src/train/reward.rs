@@ -170,7 +170,10 @@ impl PairTrainer for RewardTrainer {
     }
     fn layout(&self) -> Vec<(usize, Vec<Range<usize>>)> {
         let w = self.scorer.w.len();
-        vec![(self.scorer.gpt.params.len(), self.scorer.gpt.decay_ranges()), (w, vec![0..w])]
+        vec![
+            (self.scorer.gpt.params.len(), self.scorer.gpt.decay_ranges()),
+            (w, std::iter::once(0..w).collect()),
+        ]
     }
 }
 
@@ -228,10 +231,16 @@ mod tests {
     #[test]
     fn a_ranking_equals_the_sum_of_its_pairs() {
         let (a, b, c) = (seq(1, 5), seq(2, 7), seq(3, 4));
-        let ranked = Ranked { seqs: vec![a.clone(), b.clone(), c.clone()], margin: 0.2 };
+        let ranked = Ranked {
+            seqs: vec![a.clone(), b.clone(), c.clone()],
+            margin: 0.2,
+        };
         let pairs: Vec<Ranked> = [(&a, &b), (&a, &c), (&b, &c)]
             .iter()
-            .map(|(x, y)| Ranked { seqs: vec![(*x).clone(), (*y).clone()], margin: 0.2 })
+            .map(|(x, y)| Ranked {
+                seqs: vec![(*x).clone(), (*y).clone()],
+                margin: 0.2,
+            })
             .collect();
         let mut s1 = scorer();
         s1.zero_grad();
@@ -250,8 +259,14 @@ mod tests {
     #[test]
     fn the_gradient_matches_finite_differences() {
         let recs = [
-            Ranked { seqs: vec![seq(4, 6), seq(5, 3), seq(6, 8)], margin: 0.1 },
-            Ranked { seqs: vec![seq(7, 5), seq(8, 5)], margin: 0.0 },
+            Ranked {
+                seqs: vec![seq(4, 6), seq(5, 3), seq(6, 8)],
+                margin: 0.1,
+            },
+            Ranked {
+                seqs: vec![seq(7, 5), seq(8, 5)],
+                margin: 0.0,
+            },
         ];
         let refs: Vec<&Ranked> = recs.iter().collect();
         let mut s = scorer();
@@ -271,7 +286,11 @@ mod tests {
             let down = mean(&mut s);
             s.w[k] = o;
             let num = (up - down) / (2.0 * eps as f64);
-            assert!((num - s.dw[k] as f64).abs() < 2e-3 * num.abs().max(1e-2), "dw[{k}] {num} vs {}", s.dw[k]);
+            assert!(
+                (num - s.dw[k] as f64).abs() < 2e-3 * num.abs().max(1e-2),
+                "dw[{k}] {num} vs {}",
+                s.dw[k]
+            );
         }
         let r = s.gpt.layout().layer(crate::model::params::Kind::QkvW, 1);
         for k in [r.start + 2, r.start + 77] {

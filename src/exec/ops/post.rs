@@ -8,7 +8,7 @@ use super::model::{LmTraining, train_lm};
 use super::{Ctx, NodeError, Output};
 use crate::exec::sink::TableSink;
 use crate::exec::store::Artifact;
-use crate::io::chat::{Message, PromptBuilder, Role, message_rows};
+use crate::io::chat::{Message, PromptBuilder, Role, Turns, message_rows};
 use crate::io::docs::Reject;
 use crate::io::table::parquet_batches;
 use crate::spec::Kind;
@@ -43,7 +43,12 @@ fn opt_str(batch: &arrow::record_batch::RecordBatch, name: &str, i: usize) -> Op
 }
 
 /// One input row as a prompt and its reference reply; `Err` is the reject reason.
-fn prompt_of(kind: Kind, batch: &arrow::record_batch::RecordBatch, msgs: Option<&[(String, String)]>, i: usize) -> Result<(Vec<(String, String)>, Option<String>), String> {
+fn prompt_of(
+    kind: Kind,
+    batch: &arrow::record_batch::RecordBatch,
+    msgs: Option<&[(String, String)]>,
+    i: usize,
+) -> Result<(Turns, Option<String>), String> {
     match kind {
         Kind::Documents => {
             let text = opt_str(batch, "text", i).unwrap_or_default();
@@ -122,11 +127,15 @@ pub(super) fn prompts(ctx: &Ctx, p: &PromptsParams) -> Result<Output, NodeError>
             let msgs = match kind {
                 Kind::Documents => None,
                 Kind::Preferences => Some(message_rows(
-                    batch.column_by_name("prompt").ok_or_else(|| "the preferences have no `prompt` column".to_string())?,
+                    batch
+                        .column_by_name("prompt")
+                        .ok_or_else(|| "the preferences have no `prompt` column".to_string())?,
                     "prompt",
                 )?),
                 _ => Some(message_rows(
-                    batch.column_by_name("messages").ok_or_else(|| "the chats have no `messages` column".to_string())?,
+                    batch
+                        .column_by_name("messages")
+                        .ok_or_else(|| "the chats have no `messages` column".to_string())?,
                     "messages",
                 )?),
             };
@@ -203,7 +212,11 @@ pub(super) fn tokenizer_of(workdir: &Path, a: &Artifact) -> Option<PathBuf> {
 /// Fails unless two `tokenizer.json` files are byte-identical (compared by
 /// hash): token ids from one mean nothing to a model of the other.
 pub(super) fn same_tokenizer(a: &Path, b: &Path, what: &str) -> Result<(), NodeError> {
-    let hash = |p: &Path| std::fs::read(p).map(|x| blake3::hash(&x)).map_err(|e| format!("{}: {e}", p.display()));
+    let hash = |p: &Path| {
+        std::fs::read(p)
+            .map(|x| blake3::hash(&x))
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
     if hash(a)? != hash(b)? {
         return Err(NodeError::Failed(format!(
             "{what}: {} and {} are different tokenizers; tokenize the data with the model's tokenizer \

@@ -57,11 +57,17 @@ fn read_prefs(a: &Artifact, enc: &Encoder, sp: &Specials, block: usize, rejects:
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         for batch in parquet_batches(&path)? {
             let batch = batch?;
-            let col = |n: &str| batch.column_by_name(n).ok_or_else(|| format!("{}: no `{n}` column", path.display()));
+            let col = |n: &str| {
+                batch
+                    .column_by_name(n)
+                    .ok_or_else(|| format!("{}: no `{n}` column", path.display()))
+            };
             let prompts = message_rows(col("prompt")?, "prompt")?;
             let strs = |n: &str| -> Result<Vec<Option<String>>, String> {
                 let c = col(n)?;
-                let c = c.as_string_opt::<i32>().ok_or_else(|| format!("{}: `{n}` is not Utf8", path.display()))?;
+                let c = c
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| format!("{}: `{n}` is not Utf8", path.display()))?;
                 Ok((0..c.len()).map(|i| c.is_valid(i).then(|| c.value(i).to_string())).collect())
             };
             let (ids, chosen, rejected) = (strs("id")?, strs("chosen")?, strs("rejected")?);
@@ -120,13 +126,21 @@ fn read_prefs(a: &Artifact, enc: &Encoder, sp: &Specials, block: usize, rejects:
 
 /// Train and held-out records: the `val` input, or a seeded `fraction` of
 /// `input` chosen by a hash of each record's id (stable across runs).
-fn split(ctx: &Ctx, enc: &Encoder, sp: &Specials, block: usize, fraction: f64) -> Result<(Vec<Record>, Vec<Record>, SinkResult), NodeError> {
+fn split(
+    ctx: &Ctx,
+    enc: &Encoder,
+    sp: &Specials,
+    block: usize,
+    fraction: f64,
+) -> Result<(Vec<Record>, Vec<Record>, SinkResult), NodeError> {
     let sink = TableSink::start(ctx.out, 64 << 20);
     let mut rejects = Vec::new();
     let all = read_prefs(input(ctx, "input")?, enc, sp, block, &mut rejects)?;
     let (train, val) = match ctx.inputs.get("val") {
         Some(v) => (all, read_prefs(v, enc, sp, block, &mut rejects)?),
-        None => all.into_iter().partition(|r| !super::sample::keep(ctx.pipeline.seed, &r.id, fraction)),
+        None => all
+            .into_iter()
+            .partition(|r| !super::sample::keep(ctx.pipeline.seed, &r.id, fraction)),
     };
     sink.rejects(rejects)?;
     let table = sink.finish()?;
@@ -163,12 +177,28 @@ fn run_loop(ctx: &Ctx, t: &mut dyn prefs::PairTrainer, cfg: &PairLoop) -> Result
 
 fn as_json(m: &Option<Metrics>) -> Value {
     m.as_ref()
-        .map(|m| m.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect::<serde_json::Map<_, _>>().into())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| ((*k).to_string(), json!(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        })
         .unwrap_or(Value::Null)
 }
 
 #[allow(clippy::too_many_arguments)] // one per PairLoop field the params carry
-fn pair_loop(ctx: &Ctx, batch: usize, steps: u64, lr: f32, min: f32, warmup: u64, sched: crate::spec::ops::ScheduleName, wd: f32, clip: f32, eval_every: u64) -> PairLoop {
+fn pair_loop(
+    ctx: &Ctx,
+    batch: usize,
+    steps: u64,
+    lr: f32,
+    min: f32,
+    warmup: u64,
+    sched: crate::spec::ops::ScheduleName,
+    wd: f32,
+    clip: f32,
+    eval_every: u64,
+) -> PairLoop {
     PairLoop {
         batch_size: batch,
         max_steps: steps,
@@ -207,7 +237,18 @@ pub(super) fn reward_model(ctx: &Ctx, p: &RewardModelParams) -> Result<Output, N
         center_coef: p.center_coef,
         eval_batch: p.batch_size.max(8),
     };
-    let cfg = pair_loop(ctx, p.batch_size, p.max_steps, p.lr, p.min_lr_ratio, p.warmup_steps, p.schedule, p.weight_decay, p.grad_clip, p.eval_every);
+    let cfg = pair_loop(
+        ctx,
+        p.batch_size,
+        p.max_steps,
+        p.lr,
+        p.min_lr_ratio,
+        p.warmup_steps,
+        p.schedule,
+        p.weight_decay,
+        p.grad_clip,
+        p.eval_every,
+    );
     let out = run_loop(ctx, &mut t, &cfg)?;
     // Normalise: the mean score of the SFT demonstrations becomes the zero.
     let offset = match ctx.inputs.get("normalize") {
@@ -217,7 +258,9 @@ pub(super) fn reward_model(ctx: &Ctx, p: &RewardModelParams) -> Result<Output, N
             for path in chats.data_paths() {
                 for batch in parquet_batches(&path)? {
                     let batch = batch?;
-                    let col = batch.column_by_name("messages").ok_or_else(|| format!("{}: no `messages` column", path.display()))?;
+                    let col = batch
+                        .column_by_name("messages")
+                        .ok_or_else(|| format!("{}: no `messages` column", path.display()))?;
                     for m in message_rows(col, "messages")?.into_iter().flatten() {
                         let pairs: Vec<(&str, &str)> = m.iter().map(|(r, c)| (r.as_str(), c.as_str())).collect();
                         if let Ok(e) = encode_chat(&enc, &sp, &pairs, sp.bos.is_some())
@@ -235,7 +278,10 @@ pub(super) fn reward_model(ctx: &Ctx, p: &RewardModelParams) -> Result<Output, N
                 )));
             }
             let mean = reward::mean_score(&mut t.scorer, &seqs, pad, 8)?;
-            ctx.log.line(format!("normalize: mean score {mean:.4} over {} demonstrations is the new zero", seqs.len()));
+            ctx.log.line(format!(
+                "normalize: mean score {mean:.4} over {} demonstrations is the new zero",
+                seqs.len()
+            ));
             Some(mean)
         }
     };
@@ -290,7 +336,8 @@ pub(super) fn dpo(ctx: &Ctx, p: &DpoParams) -> Result<Output, NodeError> {
         }
         None => hf::load(&model.dir, precision(p.precision)).map_err(model_err)?,
     };
-    ctx.log.line(format!("reference log-probabilities of {} pairs", train.len() + val.len()));
+    ctx.log
+        .line(format!("reference log-probabilities of {} pairs", train.len() + val.len()));
     let train_ref = dpo::reference_logps(&mut reference, &train, pad, 8)?;
     let val_ref = dpo::reference_logps(&mut reference, &val, pad, 8)?;
     drop(reference);
@@ -304,7 +351,18 @@ pub(super) fn dpo(ctx: &Ctx, p: &DpoParams) -> Result<Output, NodeError> {
         pad,
         eval_batch: p.batch_size.max(8),
     };
-    let cfg = pair_loop(ctx, p.batch_size, p.max_steps, p.lr, p.min_lr_ratio, p.warmup_steps, p.schedule, p.weight_decay, p.grad_clip, p.eval_every);
+    let cfg = pair_loop(
+        ctx,
+        p.batch_size,
+        p.max_steps,
+        p.lr,
+        p.min_lr_ratio,
+        p.warmup_steps,
+        p.schedule,
+        p.weight_decay,
+        p.grad_clip,
+        p.eval_every,
+    );
     let out = run_loop(ctx, &mut t, &cfg)?;
     let stats = json!({ "dpo": {
         "steps": out.steps, "train_pairs": t.train.len(), "val_pairs": t.val.len(), "rejected": rejected.rejected_rows,

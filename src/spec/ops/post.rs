@@ -29,7 +29,10 @@ impl PromptsParams {
             p.push(("max_tokens".into(), "must be at least 1".into()));
         }
         if self.max_tokens.is_some() && self.tokenizer.is_none() {
-            p.push(("max_tokens".into(), "needs `tokenizer` (a tokenizer or model node) to count tokens".into()));
+            p.push((
+                "max_tokens".into(),
+                "needs `tokenizer` (a tokenizer or model node) to count tokens".into(),
+            ));
         }
         p
     }
@@ -148,7 +151,11 @@ fn optim_checks(p: &mut Vec<RangeProblem>, batch: usize, steps: u64, lr: f32, mi
     need(batch >= 1, "batch_size", "must be at least 1".into());
     need(steps >= 1, "max_steps", "must be at least 1".into());
     need(lr > 0.0 && lr.is_finite(), "lr", format!("{lr} must be positive"));
-    need((0.0..=1.0).contains(&min_lr_ratio), "min_lr_ratio", format!("{min_lr_ratio} is outside [0, 1]"));
+    need(
+        (0.0..=1.0).contains(&min_lr_ratio),
+        "min_lr_ratio",
+        format!("{min_lr_ratio} is outside [0, 1]"),
+    );
     need(clip >= 0.0, "grad_clip", "must be at least 0".into());
     need(wd >= 0.0, "weight_decay", "must be at least 0".into());
 }
@@ -157,7 +164,15 @@ impl SftParams {
     /// Range checks.
     pub fn check(&self) -> Vec<RangeProblem> {
         let mut p = Vec::new();
-        optim_checks(&mut p, self.batch_size, self.max_steps, self.lr, self.min_lr_ratio, self.grad_clip, self.weight_decay);
+        optim_checks(
+            &mut p,
+            self.batch_size,
+            self.max_steps,
+            self.lr,
+            self.min_lr_ratio,
+            self.grad_clip,
+            self.weight_decay,
+        );
         if self.grad_accum == 0 {
             p.push(("grad_accum".into(), "must be at least 1".into()));
         }
@@ -247,7 +262,15 @@ impl RewardModelParams {
     /// Range checks.
     pub fn check(&self) -> Vec<RangeProblem> {
         let mut p = Vec::new();
-        optim_checks(&mut p, self.batch_size, self.max_steps, self.lr, self.min_lr_ratio, self.grad_clip, self.weight_decay);
+        optim_checks(
+            &mut p,
+            self.batch_size,
+            self.max_steps,
+            self.lr,
+            self.min_lr_ratio,
+            self.grad_clip,
+            self.weight_decay,
+        );
         if !(0.0..1.0).contains(&self.val_fraction) {
             p.push(("val_fraction".into(), format!("{} is outside [0, 1)", self.val_fraction)));
         }
@@ -315,7 +338,15 @@ impl DpoParams {
     /// Range checks.
     pub fn check(&self) -> Vec<RangeProblem> {
         let mut p = Vec::new();
-        optim_checks(&mut p, self.batch_size, self.max_steps, self.lr, self.min_lr_ratio, self.grad_clip, self.weight_decay);
+        optim_checks(
+            &mut p,
+            self.batch_size,
+            self.max_steps,
+            self.lr,
+            self.min_lr_ratio,
+            self.grad_clip,
+            self.weight_decay,
+        );
         if !(0.0..1.0).contains(&self.val_fraction) {
             p.push(("val_fraction".into(), format!("{} is outside [0, 1)", self.val_fraction)));
         }

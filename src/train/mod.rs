@@ -4,6 +4,7 @@
 
 pub mod adamw;
 pub mod checkpoint;
+pub mod ppo;
 pub mod pretrain;
 pub mod schedule;
 pub mod seq;

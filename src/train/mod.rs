@@ -8,6 +8,7 @@ pub mod ppo;
 pub mod pretrain;
 pub mod schedule;
 pub mod seq;
+pub mod verify;
 
 pub use adamw::{AdamW, AdamWConfig, grad_norm};
 pub use schedule::{Schedule, ScheduleKind};

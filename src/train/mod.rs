@@ -5,11 +5,13 @@
 pub mod adamw;
 pub mod checkpoint;
 pub mod dpo;
+pub mod ppo;
 pub mod prefs;
 pub mod pretrain;
 pub mod reward;
 pub mod schedule;
 pub mod seq;
+pub mod verify;
 
 pub use adamw::{AdamW, AdamWConfig, grad_norm};
 pub use schedule::{Schedule, ScheduleKind};

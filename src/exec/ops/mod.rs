@@ -8,6 +8,7 @@ mod pack;
 mod post;
 mod prefs;
 mod read;
+mod rl;
 mod sample;
 mod tokenize;
 mod tokenizer;
@@ -146,7 +147,9 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
         | Op::Pretrain(_)
         | Op::Eval(_)
         | Op::ImportModel(_)
-        | Op::Dedup(_) => Ok(vec![Unit {
+        | Op::Dedup(_)
+        | Op::Ppo(_)
+        | Op::EvalChat(_) => Ok(vec![Unit {
             label: "all".into(),
             bytes: 0,
         }]),
@@ -172,5 +175,7 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Sft(p) => post::sft(ctx, p),
         Op::RewardModel(p) => prefs::reward_model(ctx, p),
         Op::Dpo(p) => prefs::dpo(ctx, p),
+        Op::Ppo(p) => rl::ppo(ctx, p),
+        Op::EvalChat(p) => rl::eval_chat(ctx, p),
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-fn input<'a>(ctx: &'a Ctx, field: &str) -> Result<&'a crate::exec::store::Artifact, NodeError> {
+pub(super) fn input<'a>(ctx: &'a Ctx, field: &str) -> Result<&'a crate::exec::store::Artifact, NodeError> {
     ctx.inputs
         .get(field)
         .ok_or_else(|| NodeError::Failed(format!("input `{field}` missing")))

@@ -70,6 +70,7 @@ mod clean;
 mod data;
 mod dedup;
 mod post;
+mod rl;
 mod tokens;
 mod train;
 
@@ -77,6 +78,7 @@ pub use clean::*;
 pub use data::*;
 pub use dedup::*;
 pub use post::*;
+pub use rl::*;
 pub use tokens::*;
 pub use train::*;
 
@@ -115,6 +117,10 @@ pub enum Op {
     RewardModel(RewardModelParams),
     /// `dpo`
     Dpo(DpoParams),
+    /// `ppo`
+    Ppo(PpoParams),
+    /// `eval_chat`
+    EvalChat(EvalChatParams),
 }
 
 /// Every op name, for suggestions and the reference.
@@ -135,6 +141,8 @@ pub const OP_NAMES: &[&str] = &[
     "sft",
     "reward_model",
     "dpo",
+    "ppo",
+    "eval_chat",
 ];
 
 /// Applies `$body` to the params of whichever op `$op` is.
@@ -157,6 +165,8 @@ macro_rules! each_op {
             Op::Sft($p) => $body,
             Op::RewardModel($p) => $body,
             Op::Dpo($p) => $body,
+            Op::Ppo($p) => $body,
+            Op::EvalChat($p) => $body,
         }
     };
 }
@@ -181,6 +191,8 @@ impl Op {
             Op::Sft(_) => "sft",
             Op::RewardModel(_) => "reward_model",
             Op::Dpo(_) => "dpo",
+            Op::Ppo(_) => "ppo",
+            Op::EvalChat(_) => "eval_chat",
         }
     }
 
@@ -203,6 +215,8 @@ impl Op {
             "sft" => Op::Sft(de(v)?),
             "reward_model" => Op::RewardModel(de(v)?),
             "dpo" => Op::Dpo(de(v)?),
+            "ppo" => Op::Ppo(de(v)?),
+            "eval_chat" => Op::EvalChat(de(v)?),
             _ => Op::Write(de(v)?),
         })
     }
@@ -226,6 +240,8 @@ impl Op {
             "sft" => schemars::schema_for!(SftParams),
             "reward_model" => schemars::schema_for!(RewardModelParams),
             "dpo" => schemars::schema_for!(DpoParams),
+            "ppo" => schemars::schema_for!(PpoParams),
+            "eval_chat" => schemars::schema_for!(EvalChatParams),
             _ => return None,
         })
     }
@@ -327,6 +343,60 @@ impl Op {
                 }));
                 v
             }
+            Op::Ppo(p) => {
+                let model = |field, node| InputRef {
+                    field,
+                    node,
+                    accepts: &[Kind::Model],
+                };
+                let mut v = vec![
+                    model("policy", &p.policy),
+                    InputRef {
+                        field: "prompts",
+                        node: &p.prompts,
+                        accepts: &[Kind::Prompts],
+                    },
+                ];
+                for (field, node) in [
+                    ("reward_model", &p.reward_model),
+                    ("reference", &p.reference),
+                    ("value_model", &p.value_model),
+                ] {
+                    if let Some(n) = node {
+                        v.push(model(field, n));
+                    }
+                }
+                if let Some(n) = &p.ptx {
+                    v.push(InputRef {
+                        field: "ptx",
+                        node: n,
+                        accepts: &[Kind::Packed],
+                    });
+                }
+                v
+            }
+            Op::EvalChat(p) => {
+                let mut v = vec![
+                    InputRef {
+                        field: "model",
+                        node: &p.model,
+                        accepts: &[Kind::Model],
+                    },
+                    InputRef {
+                        field: "prompts",
+                        node: &p.prompts,
+                        accepts: &[Kind::Prompts],
+                    },
+                ];
+                if let Some(n) = &p.reward_model {
+                    v.push(InputRef {
+                        field: "reward_model",
+                        node: n,
+                        accepts: &[Kind::Model],
+                    });
+                }
+                v
+            }
         }
     }
 
@@ -346,6 +416,8 @@ impl Op {
             Op::Dedup(_) => Kind::Documents,
             Op::Prompts(_) => Kind::Prompts,
             Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_) => Kind::Model,
+            Op::Ppo(_) => Kind::Model,
+            Op::EvalChat(_) => Kind::Report,
         }
     }
 
@@ -368,6 +440,8 @@ impl Op {
             Op::Sft(p) => p.check(),
             Op::RewardModel(p) => p.check(),
             Op::Dpo(p) => p.check(),
+            Op::Ppo(p) => p.check(),
+            Op::EvalChat(p) => p.check(),
         }
     }
 
@@ -375,7 +449,8 @@ impl Op {
     pub fn uses_seed(&self) -> bool {
         matches!(self, Op::Sample(p) if p.fraction.is_some())
             || matches!(self, Op::Pack(p) if p.shuffle || p.val_fraction > 0.0 || p.val_docs.is_some())
-            || matches!(self, Op::Pretrain(_) | Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_))
+            || matches!(self, Op::Pretrain(_) | Op::Ppo(_) | Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_))
+            || matches!(self, Op::EvalChat(p) if p.temperature > 0.0)
     }
 
     /// Whether `--shard i/N` can split this op's work.
@@ -420,6 +495,12 @@ impl Op {
                 "Trains a reward model on `preferences` (pairs or K-way rankings) from a `model`'s trunk and a new scalar head at the final `<|end|>`; saved as `GPT2ForSequenceClassification`."
             }
             "dpo" => "Direct preference optimisation of a `model` on `preferences` against a frozen reference (sigmoid loss, β 0.1).",
+            "ppo" => {
+                "RLHF with PPO (InstructGPT, TRL's implementation details): a `policy` model samples answers to `prompts`, a `reward_model` (or a `verify` rule against the prompts' references) scores them, a KL penalty holds it near the frozen reference; makes a `model` plus `metrics.jsonl` (TRL's metric names) and `samples.jsonl`."
+            }
+            "eval_chat" => {
+                "Answers `prompts` with a `model` (greedy by default) and scores the answers against each prompt's `reference` (and with a `reward_model`); writes `eval.json` with the accuracy, mean score and every answer (kind `report`)."
+            }
             _ => "",
         }
     }

@@ -228,6 +228,16 @@ fn sft_then_reward_model_and_dpo_learn_and_export() {
     assert_eq!(cfg["architectures"][0], "GPT2ForSequenceClassification");
     assert_eq!(cfg["num_labels"], 1);
     assert!(cfg["kiln_score_offset"].as_f64().is_some());
+    // The held-out scores it writes give the accuracy it reports.
+    let scored: Vec<Value> = std::fs::read_to_string(wd.join("rm/val_scores.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(scored.len() as u64, s["val_records"].as_u64().unwrap());
+    let right = scored.iter().filter(|r| r["scores"][0].as_f64() > r["scores"][1].as_f64()).count();
+    let acc = right as f64 / scored.len() as f64;
+    assert!((acc - s["val"]["accuracy"].as_f64().unwrap()).abs() < 1e-9, "{acc} vs {s}");
     parity_with_transformers(&wd.join("rm"));
 
     // DPO: ln 2 before any update, TRL's metric names, held-out accuracy up.

@@ -14,6 +14,7 @@ use crate::exec::store::Artifact;
 use crate::io::chat::message_rows;
 use crate::io::docs::Reject;
 use crate::io::table::parquet_batches;
+use crate::io::writer::FileInfo;
 use crate::model::head::Scorer;
 use crate::model::hf;
 use crate::spec::ops::{DpoParams, RewardModelParams};
@@ -26,6 +27,7 @@ use crate::train::reward::{self, Ranked, RewardTrainer};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use serde_json::{Value, json};
+use std::path::Path;
 
 /// One preference record as token ids: each reply's full sequence (best
 /// first) and where its reply starts.
@@ -221,6 +223,7 @@ pub(super) fn reward_model(ctx: &Ctx, p: &RewardModelParams) -> Result<Output, N
     let gpt = hf::load(&model.dir, precision(p.precision)).map_err(model_err)?;
     let block = gpt.config().block_size;
     let (train, val, rejected) = split(ctx, &enc, &sp, block, p.val_fraction)?;
+    let val_ids: Vec<String> = val.iter().map(|r| r.id.clone()).collect();
     let ranked = |r: Vec<Record>| -> Vec<Ranked> {
         r.into_iter()
             .map(|r| Ranked {
@@ -287,7 +290,8 @@ pub(super) fn reward_model(ctx: &Ctx, p: &RewardModelParams) -> Result<Output, N
     };
     hf::save_scorer(&t.scorer, ctx.out, (sp.bos, sp.eos, Some(pad)), offset).map_err(model_err)?;
     std::fs::copy(model.dir.join("tokenizer.json"), ctx.out.join("tokenizer.json")).map_err(|e| format!("tokenizer.json: {e}"))?;
-    let (files, hash) = model_files(ctx.out)?;
+    let (mut files, hash) = model_files(ctx.out)?;
+    files.push(write_val_scores(ctx.out, &mut t, &val_ids)?);
     let stats = json!({ "reward_model": {
         "steps": out.steps, "train_records": t.train.len(), "val_records": t.val.len(), "rejected": rejected.rejected_rows,
         "last": as_json(&Some(out.last.clone())), "val_first": as_json(&out.val_first), "val": as_json(&out.val_last),
@@ -305,6 +309,30 @@ pub(super) fn reward_model(ctx: &Ctx, p: &RewardModelParams) -> Result<Output, N
         extra: json!({ "reward_model": true, "pad_id": pad, "end_id": sp.end, "score_offset": offset, "config": t.scorer.gpt.config() }),
         content_hash: Some(hash),
         ..Default::default()
+    })
+}
+
+/// `val_scores.jsonl`: each held-out record's id, token ids (best reply
+/// first) and raw scores (before `kiln_score_offset`), so anyone can
+/// re-score the exact sequences, with transformers say, and compare.
+fn write_val_scores(dir: &Path, t: &mut RewardTrainer, ids: &[String]) -> Result<FileInfo, NodeError> {
+    let mut text = String::new();
+    for (k, chunk) in t.val.chunks(8).enumerate() {
+        let recs: Vec<&Ranked> = chunk.iter().collect();
+        let (batch, spans) = reward::forward(&mut t.scorer, &recs, t.pad)?;
+        for (j, (r, span)) in recs.iter().zip(spans).enumerate() {
+            let scores: Vec<f32> = span.map(|i| t.scorer.score_at(batch.last(i))).collect();
+            let line = json!({ "id": ids.get(k * 8 + j), "scores": scores, "input_ids": r.seqs });
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+    }
+    let path = dir.join("val_scores.jsonl");
+    crate::exec::store::write_synced(&path, text.as_bytes())?;
+    Ok(FileInfo {
+        name: "val_scores.jsonl".into(),
+        rows: t.val.len() as u64,
+        bytes: text.len() as u64,
     })
 }
 

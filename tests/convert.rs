@@ -522,7 +522,9 @@ fn every_reject_reason_is_exact_and_counted() {
     assert_eq!(values(&wd, "gsm8k")[0]["reference"], "1,234");
     assert_eq!(
         values(&wd, "hhp")[0],
-        json!({"id": "hh.jsonl:1", "prompt": [msg("user", "q")], "chosen": "good", "rejected": "bad", "source": "hh.jsonl"})
+        // A plain pair has no ranking and no margin: both columns are null.
+        json!({"id": "hh.jsonl:1", "prompt": [msg("user", "q")], "chosen": "good", "rejected": "bad", "source": "hh.jsonl",
+               "responses": null, "margin": null})
     );
     let p = values(&wd, "prefs");
     assert_eq!(p.len(), 5);

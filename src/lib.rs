@@ -13,5 +13,6 @@ pub mod model;
 pub mod pack;
 pub mod progress;
 pub mod spec;
+pub mod synth;
 pub mod tokenize;
 pub mod train;

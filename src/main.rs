@@ -112,6 +112,19 @@ enum Cmd {
     },
     /// Print the YAML reference (every op, every field).
     Reference,
+    /// Generate the sample world: a crawl (WARC) describing an invented world and
+    /// SFT / preference / RL / held-out files about it (data/world is `--seed 7`).
+    Synth {
+        /// Output directory (created if missing; files in it are overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed: the same seed writes byte-identical files.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Size factor: 1 makes about 2 MB (10 countries, ~850 pages, ~4000 questions).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
     /// Continue a prompt with a model, streaming the text as it is generated.
     Sample {
         /// A model directory (config.json, model.safetensors, tokenizer.json),
@@ -244,6 +257,18 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 }
             }
         }
+        Cmd::Synth { out, seed, scale } => match kiln::synth::write(&out, seed, scale) {
+            Ok(files) => {
+                for (name, bytes) in files {
+                    println!("{:>10}  {}", bytes, out.join(name).display());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Err(ExitCode::from(2))
+            }
+        },
         Cmd::Reference => {
             print!("{}", spec::reference::markdown());
             Ok(ExitCode::SUCCESS)

@@ -132,3 +132,50 @@ fn the_world_crawl_goes_through_the_cleaning_funnel() {
     assert!(articles * 100 >= n(PageKind::Article) * 90, "{report}");
     assert!(at(PageKind::Worksheet, "kept") * 100 >= n(PageKind::Worksheet) * 90, "{report}");
 }
+
+#[test]
+fn the_qa_files_read_with_kiln_converters_without_a_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = world_dir();
+    let f = |n: &str| d.join(n).display().to_string();
+    let yaml = format!(
+        "name: w\nworkdir: runs\nnodes:\n  sft:\n    op: read\n    path: '{}'\n    format: chat\n  prefs:\n    op: read\n    path: '{}'\n    format: preferences\n  \
+         rl:\n    op: read\n    path: '{}'\n    format: chat\n  heldout:\n    op: read\n    path: '{}'\n    format: chat\n  \
+         ranked:\n    op: read\n    path: '{}'\n    text_field: prompt\n",
+        f("sft.jsonl"),
+        f("prefs.jsonl"),
+        f("rl_prompts.jsonl"),
+        f("heldout.jsonl"),
+        f("ranked.jsonl")
+    );
+    common::pipeline(dir.path(), &yaml);
+    kiln_in(dir.path(), &["run", "pipeline.yaml", "--quiet"]).ok();
+    let w = dir.path().join("runs");
+    for (node, file, kind) in [
+        ("sft", "sft.jsonl", "chat"),
+        ("prefs", "prefs.jsonl", "preferences"),
+        ("rl", "rl_prompts.jsonl", "chat"),
+        ("heldout", "heldout.jsonl", "chat"),
+        ("ranked", "ranked.jsonl", "documents"),
+    ] {
+        let m = manifest(&w, node);
+        let lines = std::fs::read_to_string(d.join(file)).unwrap().lines().count() as u64;
+        assert_eq!(m["kind"], kind, "{node}");
+        assert_eq!((m["rows"].as_u64(), m["rejected_rows"].as_u64()), (Some(lines), Some(0)), "{node}");
+    }
+    // The short answer arrives as the `reference` column, or (while the chat
+    // converter reads only gsm8k's) in the metadata, which `write` spreads as
+    // `metadata.reference`.
+    for r in rows(&w, "heldout") {
+        let r: Value = serde_json::from_str(&r).unwrap();
+        let last = r["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let reference = match r["reference"].as_str() {
+            Some(s) => s.to_string(),
+            None => r["metadata.reference"].as_str().unwrap_or_default().to_string(),
+        };
+        assert!(!reference.is_empty() && last.contains(&reference), "{r}");
+    }
+}

@@ -87,9 +87,9 @@ pub fn render(site: &Site, a: &Article) -> String {
          <link rel=\"stylesheet\" href=\"/static/site.css\">\n</head>\n<body>\n",
         site.lang, site.name
     );
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<div id=\"cookie-banner\" class=\"cookie-consent\"><p>{}</p><button class=\"accept\">{}</button></div>\n",
+        "<div id=\"cookie-banner\" class=\"cookie-consent\"><p>{}</p><button class=\"accept\">{}</button></div>",
         site.cookie.0, site.cookie.1
     );
     let nav: String = site

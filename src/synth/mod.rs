@@ -15,6 +15,8 @@ pub mod pages;
 pub mod qa;
 mod readme;
 pub mod splits;
+#[cfg(test)]
+mod tests;
 pub mod warc_writer;
 pub mod world;
 

@@ -172,7 +172,7 @@ impl World {
             .map(|i| Person {
                 name: format!("{} {}", first[i], family[i]),
                 home: below(rng, n_towns),
-                job: *pick(rng, &JOBS),
+                job: JOBS[below(rng, JOBS.len())],
             })
             .collect();
         // Founders: a permutation prefix, so no person founded two towns.
@@ -189,7 +189,7 @@ impl World {
                 name,
                 capital: i * TOWNS_PER_COUNTRY,
                 river,
-                flag: *pick(rng, &COLOURS),
+                flag: COLOURS[below(rng, COLOURS.len())],
                 animal: ANIMALS[(i * 5 + below(rng, 2)) % ANIMALS.len()],
             })
             .collect();

@@ -150,3 +150,77 @@ pub fn samples_section(nodes: &[NodeView]) -> Option<String> {
     }
     Some(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake_node;
+    use super::*;
+    use serde_json::json;
+
+    fn eval_node(root: &std::path::Path, id: &str, v: Value) -> NodeView {
+        let dir = root.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("eval.json"), v.to_string()).unwrap();
+        fake_node(&dir, id, "eval_chat", "report", &[], Value::Null)
+    }
+
+    fn sample(prompt: &str, answer: &str, correct: bool) -> Value {
+        json!({"prompt": prompt, "reference": "42", "answer": answer, "correct": correct, "score": null})
+    }
+
+    #[test]
+    fn table_and_side_by_side_answers_joined_by_prompt() {
+        let d = tempfile::tempdir().unwrap();
+        let sft = eval_node(
+            d.path(),
+            "eval_sft",
+            json!({"model": "sft", "accuracy": 0.25, "mean_score": null, "n": 4,
+            "samples": [sample("What is 6*7?", "41", false), sample("Say <hi>", "hi & bye", true)]}),
+        );
+        let ppo = eval_node(
+            d.path(),
+            "eval_ppo",
+            json!({"model": "ppo", "accuracy": 0.5, "mean_score": 1.25, "n": 4,
+            "samples": [sample("Say <hi>", "hi", true), sample("What is 6*7?", "42", true), sample("only ppo", "x", false)]}),
+        );
+        let lm = {
+            let dir = d.path().join("ev");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("eval.json"),
+                r#"{"loss": 2.0, "perplexity": 7.389, "bits_per_byte": 1.5, "tokens": 100}"#,
+            )
+            .unwrap();
+            fake_node(&dir, "ev", "eval", "report", &["lm", "docs"], Value::Null)
+        };
+        let nodes = vec![sft, ppo, lm];
+        let t = table_section(&nodes).unwrap();
+        assert!(
+            t.contains("<code>eval_sft</code>") && t.contains(">0.25<") && t.contains(">1.25<"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Language-model evaluation") && t.contains(">7.389<") && t.contains("lm, docs"),
+            "{t}"
+        );
+        let s = samples_section(&nodes).unwrap();
+        // Three prompts, in first-seen order; each row has both models' answers.
+        let rows: Vec<&str> = s.split("<tr>").skip(2).collect();
+        assert_eq!(rows.len(), 3, "{s}");
+        assert!(rows[0].starts_with(r#"<td class="ans">What is 6*7?"#) && rows[0].contains(">41<br>") && rows[0].contains(">42<br>"));
+        assert!(rows[1].contains("Say &lt;hi&gt;") && rows[1].contains("hi &amp; bye") && !s.contains("<hi>"));
+        assert!(
+            rows[2].contains("only ppo") && rows[2].contains(r#"<td class="muted">–</td>"#),
+            "missing answer shown as a dash"
+        );
+        assert!(s.contains("✗ wrong") && s.contains("✓ correct"));
+    }
+
+    #[test]
+    fn absent_or_unreadable_evals_leave_the_sections_out() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("eval.json"), "{not json").unwrap();
+        let nodes = vec![fake_node(d.path(), "e", "eval_chat", "report", &[], Value::Null)];
+        assert!(table_section(&nodes).is_none() && samples_section(&nodes).is_none());
+    }
+}

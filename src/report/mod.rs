@@ -259,6 +259,29 @@ fn utc(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
+/// Test helper: a node whose current artifact lives in `dir` (files
+/// written by the caller), with a manifest made from these fields.
+#[cfg(test)]
+pub(crate) fn fake_node(dir: &std::path::Path, id: &str, op: &str, kind: &str, deps: &[&str], stats: serde_json::Value) -> NodeView {
+    let m = serde_json::json!({"format_version": 1, "kind": kind, "node": id, "op": op, "fingerprint": "f", "params": {},
+        "inputs": {}, "seed": null, "sources": null, "schema": [], "rows": 0, "rejected_rows": 0, "bytes": 0, "files": [],
+        "rejected_files": [], "content_hash": null, "rows_hash": {"lanes": [0, 0], "rows": 0}, "wall_time_s": 2.0,
+        "peak_rss_bytes": null, "stats": stats, "extra": null, "shard": null, "parts": 1, "completed_unix": 0, "kiln_version": "t"});
+    let manifest = serde_json::from_value(m).expect("a valid manifest");
+    NodeView {
+        id: id.into(),
+        op: op.into(),
+        kind: kind.into(),
+        deps: deps.iter().map(|d| d.to_string()).collect(),
+        status: Status::Ran,
+        secs: Some(2.0),
+        artifact: Some(Artifact {
+            dir: dir.to_path_buf(),
+            manifest,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -273,6 +273,38 @@ mod tests {
     }
 
     #[test]
+    fn ppo_and_reward_curves_render_from_a_model_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let mut lines = Vec::new();
+        for step in 1..=20 {
+            let f = step as f64;
+            lines.push(
+                serde_json::json!({"step": step, "objective/scores": f / 10.0, "objective/kl": 0.01 * f,
+                "objective/entropy": 3.0 - f / 20.0, "val/response_length": 30.0 + f, "loss/policy_avg": -0.1, "kl_coef": 0.05})
+                .to_string(),
+            );
+        }
+        std::fs::write(d.path().join("metrics.jsonl"), lines.join("\n")).unwrap();
+        let nodes = vec![super::super::fake_node(d.path(), "ppo", "ppo", "model", &["sft"], Value::Null)];
+        let s = section(&nodes).unwrap();
+        for h in [
+            "<h4>objective/</h4>",
+            "<h4>val/</h4>",
+            "<h4>loss/</h4>",
+            "<title>objective/kl</title>",
+            "<title>kl_coef</title>",
+        ] {
+            assert!(s.contains(h), "missing {h}");
+        }
+        assert_eq!(s.matches("<svg").count(), 6, "one chart per metric");
+        // The table of last values: the score ends at 2.
+        assert!(
+            s.contains(r#"<td>objective/scores</td><td class="num">2</td><td class="num">20</td>"#),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn flattens_one_level() {
         let mut rows = Vec::new();
         flat(

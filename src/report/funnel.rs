@@ -149,8 +149,16 @@ fn col_text(b: &arrow::record_batch::RecordBatch, name: &str, row: usize) -> Opt
     s.is_valid(row).then(|| s.value(row).to_string())
 }
 
-/// Up to [`EXAMPLES`] dropped documents per step from `files`.
-pub fn examples(files: &[impl AsRef<Path>]) -> Result<BTreeMap<String, Vec<Example>>, String> {
+/// Up to [`EXAMPLES`] dropped documents per step from `files`; reading
+/// stops once every step in `expect` (step → documents it dropped) has its
+/// examples, so a large reject set costs only its first rows.
+pub fn examples(files: &[impl AsRef<Path>], expect: &BTreeMap<String, u64>) -> Result<BTreeMap<String, Vec<Example>>, String> {
+    let done = |out: &BTreeMap<String, Vec<Example>>| {
+        !expect.is_empty()
+            && expect
+                .iter()
+                .all(|(k, n)| out.get(k).map_or(0, Vec::len) >= (*n as usize).min(EXAMPLES))
+    };
     let mut out: BTreeMap<String, Vec<Example>> = BTreeMap::new();
     let mut scanned = 0usize;
     for path in files {
@@ -189,7 +197,7 @@ pub fn examples(files: &[impl AsRef<Path>]) -> Result<BTreeMap<String, Vec<Examp
                 }
             }
             scanned += batch.num_rows();
-            if scanned >= SCAN_ROWS {
+            if scanned >= SCAN_ROWS || done(&out) {
                 return Ok(out);
             }
         }
@@ -259,7 +267,8 @@ pub fn section(nodes: &[NodeView]) -> Option<String> {
         if files.is_empty() {
             continue;
         }
-        match examples(&files) {
+        let expect: BTreeMap<String, u64> = steps.iter().map(|s| (s.name.clone(), s.dropped)).collect();
+        match examples(&files, &expect) {
             Ok(mut ex) => {
                 // In funnel order, then any step the stats do not name.
                 let mut order: Vec<String> = steps.iter().map(|s| s.name.clone()).filter(|n| ex.contains_key(n)).collect();

@@ -93,6 +93,20 @@ pub fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     out
 }
 
+/// The y scale widened to whole tick steps, so the lowest and highest
+/// gridlines frame the data and are labelled.
+fn nice_y(s: Scale) -> Scale {
+    let t = ticks(s.d0, s.d1, 5);
+    let step = match t.as_slice() {
+        [a, b, ..] => b - a,
+        _ => return s,
+    };
+    let pow = 10f64.powi((-step.log10().floor()).max(0.0) as i32);
+    let round = |v: f64| (v * pow).round() / pow;
+    let (lo, hi) = (round((s.d0 / step).floor() * step), round((s.d1 / step).ceil() * step));
+    Scale { d0: lo, d1: hi, ..s }
+}
+
 /// A short label for a number: integers plain, small and large values in
 /// exponent form, others with up to 4 significant digits.
 pub fn fmt_num(v: f64) -> String {
@@ -179,7 +193,7 @@ pub fn line_chart(c: &Chart) -> String {
         return s;
     };
     let sx = Scale::new(x0, x1, left, w - right);
-    let sy = Scale::new(y0, y1, h - bottom, top);
+    let sy = nice_y(Scale::new(y0, y1, h - bottom, top));
     // Grid and tick labels.
     for t in ticks(sy.d0, sy.d1, 5) {
         let y = sy.map(t);
@@ -349,6 +363,15 @@ mod tests {
         assert!(ticks(1.0, 1.0, 5).is_empty());
         let t = ticks(-3.2, 7.9, 5);
         assert!(t.iter().all(|v| (-3.2..=7.9).contains(v)) && t.contains(&0.0));
+    }
+
+    #[test]
+    fn y_axis_ends_on_labelled_ticks() {
+        let s = nice_y(Scale::new(0.37, 0.69, 200.0, 20.0));
+        assert_eq!((s.d0, s.d1), (0.3, 0.7));
+        assert_eq!(s.map(s.d0), 200.0);
+        let c = chart(vec![ser("a", &[(0.0, 0.37), (1.0, 0.69)])]);
+        assert!(c.contains(">0.3</text>") && c.contains(">0.7</text>"), "{c}");
     }
 
     #[test]

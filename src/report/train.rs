@@ -216,6 +216,9 @@ pub fn section(nodes: &[NodeView]) -> Option<String> {
             }
         }
         s.push_str("</table>");
+        if let Some(t) = rollouts(&a.dir.join("samples.jsonl")) {
+            s.push_str(&t);
+        }
         for (prefix, charts) in group(&m) {
             if !prefix.is_empty() {
                 let _ = write!(s, "<h4>{}/</h4>", esc(&prefix));
@@ -234,6 +237,36 @@ pub fn section(nodes: &[NodeView]) -> Option<String> {
         }
     }
     (!s.is_empty()).then_some(s)
+}
+
+/// PPO's `samples.jsonl` (`{step, prompt, response, score}` every few
+/// steps): the rollouts of the first and the last step logged, so the
+/// policy's answers early and late in training can be compared.
+fn rollouts(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let rows: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(Value::is_object)
+        .collect();
+    let step = |v: &Value| v.get("step").and_then(Value::as_u64).unwrap_or(0);
+    let (first, last) = (rows.iter().map(step).min()?, rows.iter().map(step).max()?);
+    let mut s = format!(
+        "<details open><summary>rollouts at step {first} and step {last}</summary><table><tr><th>step</th><th>prompt</th><th>response</th><th>score</th></tr>"
+    );
+    for r in rows.iter().filter(|r| step(r) == first || step(r) == last) {
+        let text = |k: &str| esc(&super::cut(r.get(k).and_then(Value::as_str).unwrap_or(""), 400));
+        let _ = write!(
+            s,
+            r#"<tr><td class="num">{}</td><td class="ans">{}</td><td class="ans">{}</td><td class="num">{}</td></tr>"#,
+            step(r),
+            text("prompt"),
+            text("response"),
+            esc(&show(r.get("score").unwrap_or(&Value::Null)))
+        );
+    }
+    s.push_str("</table></details>");
+    Some(s)
 }
 
 #[cfg(test)]
@@ -285,6 +318,13 @@ mod tests {
             );
         }
         std::fs::write(d.path().join("metrics.jsonl"), lines.join("\n")).unwrap();
+        let samples = [
+            (1, "Q <1>", "early", -1.0),
+            (10, "Q2", "halfway", 0.0),
+            (20, "Q3", "late & good", 1.5),
+        ]
+        .map(|(step, p, r, sc)| serde_json::json!({"step": step, "prompt": p, "response": r, "score": sc, "has_eos": true}).to_string());
+        std::fs::write(d.path().join("samples.jsonl"), samples.join("\n")).unwrap();
         let nodes = vec![super::super::fake_node(d.path(), "ppo", "ppo", "model", &["sft"], Value::Null)];
         let s = section(&nodes).unwrap();
         for h in [
@@ -297,6 +337,8 @@ mod tests {
             assert!(s.contains(h), "missing {h}");
         }
         assert_eq!(s.matches("<svg").count(), 6, "one chart per metric");
+        assert!(s.contains("rollouts at step 1 and step 20") && s.contains("Q &lt;1&gt;") && s.contains("late &amp; good"));
+        assert!(!s.contains("halfway"), "only the first and last logged steps");
         // The table of last values: the score ends at 2.
         assert!(
             s.contains(r#"<td>objective/scores</td><td class="num">2</td><td class="num">20</td>"#),

@@ -9,9 +9,11 @@ use std::path::Path;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// The quickstart plus an `eval` of its model on the notes.
 fn quickstart(dir: &Path) -> std::path::PathBuf {
     let yaml = std::fs::read_to_string(format!("{ROOT}/pipelines/quickstart.yaml")).unwrap();
-    pipeline(dir, &yaml.replace("data: data/sample", &format!("data: {ROOT}/data/sample")))
+    let yaml = yaml.replace("data: data/sample", &format!("data: {ROOT}/data/sample"));
+    pipeline(dir, &format!("{yaml}  held_out:\n    op: eval\n    model: lm\n    input: notes\n"))
 }
 
 fn section<'a>(html: &'a str, id: &str) -> &'a str {
@@ -36,7 +38,7 @@ fn the_quickstart_run_writes_a_report_with_each_present_section() {
         assert!(!html.contains(bad), "external reference {bad}");
     }
     let dag = section(&html, "dag");
-    for node in ["docs", "notes", "dev", "export", "bpe", "tokens", "rows", "lm"] {
+    for node in ["docs", "notes", "dev", "export", "bpe", "tokens", "rows", "lm", "held_out"] {
         assert!(
             dag.contains(&format!(r#"data-node="{node}" data-status="ran""#)),
             "{node} in the DAG"
@@ -56,8 +58,13 @@ fn the_quickstart_run_writes_a_report_with_each_present_section() {
         "loss and val_loss share a chart"
     );
     assert!(training.matches(r#"class="chart""#).count() >= 5);
-    // No evaluation node in the quickstart: those sections are left out.
-    assert!(!html.contains(r#"<section id="eval">"#) && !html.contains(r#"<section id="samples">"#));
+    let eval = section(&html, "eval");
+    assert!(
+        eval.contains("<code>held_out</code>") && eval.contains("perplexity") && eval.contains("lm, notes"),
+        "{eval}"
+    );
+    // No eval_chat node: no sample answers to show, so that section is left out.
+    assert!(!html.contains(r#"<section id="samples">"#));
 
     // A cached re-run rewrites it with the cached status.
     kiln_in(d.path(), &["run", p.to_str().unwrap(), "--quiet"]).ok();

@@ -34,7 +34,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (l, h, c) = if args.iter().any(|a| a == "tiny") { (4, 4, 256) } else { (6, 6, 384) };
+    let (l, h, c) = if args.iter().any(|a| a == "tiny") {
+        (4, 4, 256)
+    } else {
+        (6, 6, 384)
+    };
     let name = if l == 4 { "tiny" } else { "small" };
     let steps: u64 = arg(&args, "--steps", 6);
     let batch: usize = arg(&args, "--batch", 16);
@@ -117,8 +121,22 @@ fn main() {
     println!("\nmedian of {} steps:", (steps - 1).max(1));
     println!("| phase | seconds | share | tokens/s |");
     println!("|---|---|---|---|");
-    println!("| generation (KV-cache sampler) | {:.2} | {:.0}% | {:.0} |", m[0], 100.0 * m[0] / total, m[3]);
-    println!("| scoring (policy, reference, value, reward forwards) | {:.2} | {:.0}% | |", m[1], 100.0 * m[1] / total);
-    println!("| update ({epochs} epochs: policy + value forward/backward, Adam) | {:.2} | {:.0}% | {:.0} |", m[2], 100.0 * m[2] / total, m[4]);
+    println!(
+        "| generation (KV-cache sampler) | {:.2} | {:.0}% | {:.0} |",
+        m[0],
+        100.0 * m[0] / total,
+        m[3]
+    );
+    println!(
+        "| scoring (policy, reference, value, reward forwards) | {:.2} | {:.0}% | |",
+        m[1],
+        100.0 * m[1] / total
+    );
+    println!(
+        "| update ({epochs} epochs: policy + value forward/backward, Adam) | {:.2} | {:.0}% | {:.0} |",
+        m[2],
+        100.0 * m[2] / total,
+        m[4]
+    );
     println!("| step | {total:.2} | 100% | |");
 }

@@ -39,7 +39,12 @@ fn write_data(dir: &Path) {
         &serde_json::json!({"messages": [{"role": "user", "content": long}, {"role": "assistant", "content": "no"}]}).to_string(),
     );
     prompts.push('\n');
-    for (name, text) in [("docs.jsonl", docs), ("chats.jsonl", chats), ("prefs.jsonl", prefs), ("heldout.jsonl", prompts)] {
+    for (name, text) in [
+        ("docs.jsonl", docs),
+        ("chats.jsonl", chats),
+        ("prefs.jsonl", prefs),
+        ("heldout.jsonl", prompts),
+    ] {
         std::fs::write(dir.join(name), text).unwrap();
     }
 }
@@ -129,7 +134,13 @@ fn ppo_with_a_reward_model_then_eval_chat() {
     // The policy is a model transformers can open, with its tokenizer.
     let m = manifest(&wd, "ppo");
     assert_eq!(m["kind"], "model");
-    for f in ["model.safetensors", "config.json", "tokenizer.json", "metrics.jsonl", "samples.jsonl"] {
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "metrics.jsonl",
+        "samples.jsonl",
+    ] {
         assert!(wd.join("ppo").join(f).is_file(), "{f}");
     }
     // The over-long prompt was counted and written with its reason.
@@ -186,7 +197,11 @@ fn ppo_refuses_what_it_cannot_use() {
 ",
     );
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("different tokenizer") && r.stderr.contains("other"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("different tokenizer") && r.stderr.contains("other"),
+        "{}",
+        r.stderr
+    );
 
     // Both or neither of reward_model/verify, and a zero temperature: validation errors before anything runs.
     let y = format!(

@@ -80,7 +80,7 @@ pub struct Template {
     /// `<|end|>`: closes every message.
     pub end: u32,
     /// Ids that end a reply: `<|end|>`, `<|endoftext|>`, and the role
-    /// tokens (a model that opens a new turn has finished its own).
+    /// tokens (a model that opens a turn has finished its own).
     pub stop: Vec<u32>,
 }
 
@@ -102,7 +102,7 @@ impl Template {
         let end = need(sp.end, "<|end|>")?;
         let mut stop = vec![end];
         stop.extend(sp.eos);
-        stop.extend([roles[0], roles[1]]);
+        stop.extend(roles);
         Ok(Template {
             bos: sp.bos,
             roles,

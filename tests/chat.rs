@@ -46,7 +46,10 @@ fn chat_streams_replies_and_obeys_commands() {
     let input = "Hello there\n/temp 3\n/temp 0\n\nHow are you?\n/bogus\n/reset\nHow are you?\n/quit\nnever read\n";
     let (code, out, err) = chat(d.path(), &["--max-new-tokens", "24", "--system", "Be kind."], input);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("/temp wants a number from 0 (greedy) to 2") && err.contains("got `3`"), "{err}");
+    assert!(
+        err.contains("/temp wants a number from 0 (greedy) to 2") && err.contains("got `3`"),
+        "{err}"
+    );
     assert!(err.contains("(temperature 0)"), "{err}");
     assert!(err.contains("unknown command `/bogus`"), "{err}");
     assert!(err.contains("(conversation cleared)"), "{err}");
@@ -55,7 +58,11 @@ fn chat_streams_replies_and_obeys_commands() {
     assert!(!out.is_empty());
     // After /reset, greedy decoding of the same question with the same
     // system message gives what a fresh chat gives: the history is gone.
-    let (code, fresh, err2) = chat(d.path(), &["--max-new-tokens", "24", "--system", "Be kind.", "--temp", "0"], "How are you?\n");
+    let (code, fresh, err2) = chat(
+        d.path(),
+        &["--max-new-tokens", "24", "--system", "Be kind.", "--temp", "0"],
+        "How are you?\n",
+    );
     assert_eq!(code, 0, "{err2}");
     assert!(err2.contains("replies: 1,"), "{err2}");
     assert!(out.ends_with(&fresh), "last reply {out:?} vs a fresh chat's {fresh:?}");
@@ -86,7 +93,9 @@ fn a_reply_is_on_stdout_before_the_next_line_is_typed() {
         tx.send(got).unwrap();
         stdout
     });
-    let first = rx.recv_timeout(Duration::from_secs(60)).expect("no reply within 60 s while stdin was open");
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no reply within 60 s while stdin was open");
     assert_eq!(first.last(), Some(&b'\n'), "{first:?}");
     stdin.write_all(b"/quit\n").unwrap();
     drop(stdin);

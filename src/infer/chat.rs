@@ -37,7 +37,9 @@ impl Role {
             "system" | "developer" => Ok(Role::System),
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
-            other => Err(format!("unknown role `{other}`: kiln's chat template has system, user and assistant")),
+            other => Err(format!(
+                "unknown role `{other}`: kiln's chat template has system, user and assistant"
+            )),
         }
     }
 
@@ -261,7 +263,9 @@ impl ChatModel {
             )));
         }
         let canonical = dir.canonicalize().unwrap_or_else(|_| dir.clone());
-        let name = canonical.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+        let name = canonical
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
         Ok(ChatModel {
             name,
             dir,
@@ -288,7 +292,10 @@ impl ChatModel {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let body = self.enc.encode(&m.content).map_err(|e| InferError::Io(format!("message {i}: {e}")))?;
+                let body = self
+                    .enc
+                    .encode(&m.content)
+                    .map_err(|e| InferError::Io(format!("message {i}: {e}")))?;
                 if let Some(bad) = body.iter().find(|&&t| t as usize >= vocab) {
                     return Err(InferError::Io(format!(
                         "message {i}: the tokenizer gives id {bad}, outside the model's vocab_size {vocab}"
@@ -302,7 +309,11 @@ impl ChatModel {
     /// The prompt for the next reply to `messages`, trimmed so that it and
     /// `max_new_tokens` fit the context.
     pub fn prompt(&self, messages: &[Message], max_new_tokens: usize) -> Result<Prompt, InferError> {
-        fit_turns(&self.template, &self.turns(messages)?, prompt_budget(self.block_size(), max_new_tokens))
+        fit_turns(
+            &self.template,
+            &self.turns(messages)?,
+            prompt_budget(self.block_size(), max_new_tokens),
+        )
     }
 
     /// Generates a reply to `prompt`, calling `on_text` with each piece of
@@ -350,7 +361,10 @@ impl ChatModel {
         if let Some(e) = failure {
             return Err(e);
         }
-        let g = out.into_iter().next().ok_or_else(|| InferError::Shape("generation returned no sequence".into()))?;
+        let g = out
+            .into_iter()
+            .next()
+            .ok_or_else(|| InferError::Shape("generation returned no sequence".into()))?;
         let end = if cancelled {
             ReplyEnd::Cancelled
         } else if hit_stop {
@@ -407,7 +421,12 @@ mod tests {
 
     #[test]
     fn a_history_that_fits_renders_the_template_then_assistant() {
-        let turns = [turn(Role::System, 2, 10), turn(Role::User, 3, 20), turn(Role::Assistant, 1, 30), turn(Role::User, 2, 40)];
+        let turns = [
+            turn(Role::System, 2, 10),
+            turn(Role::User, 3, 20),
+            turn(Role::Assistant, 1, 30),
+            turn(Role::User, 2, 40),
+        ];
         let p = fit_turns(&tpl(), &turns, 100).unwrap();
         assert_eq!(p.ids, vec![1, 2, 10, 11, 5, 3, 20, 21, 22, 5, 4, 30, 5, 3, 40, 41, 5, 4]);
         assert_eq!((p.dropped_messages, p.cut_tokens), (0, 0));
@@ -451,7 +470,12 @@ mod tests {
 
     #[test]
     fn a_single_long_message_loses_its_front() {
-        let turns = [turn(Role::System, 1, 10), turn(Role::User, 3, 20), turn(Role::Assistant, 1, 30), turn(Role::User, 10, 40)];
+        let turns = [
+            turn(Role::System, 1, 10),
+            turn(Role::User, 3, 20),
+            turn(Role::Assistant, 1, 30),
+            turn(Role::User, 10, 40),
+        ];
         // bos + system(3) + user(12) + assistant = 17 > 12: cut 5 tokens of the last message.
         let p = fit_turns(&tpl(), &turns, 12).unwrap();
         assert_eq!(p.ids, vec![1, 2, 10, 5, 3, 45, 46, 47, 48, 49, 5, 4]);
@@ -462,7 +486,10 @@ mod tests {
     fn a_system_message_that_fills_the_context_is_an_error() {
         let turns = [turn(Role::System, 20, 10), turn(Role::User, 2, 40)];
         let e = fit_turns(&tpl(), &turns, 12).unwrap_err().to_string();
-        assert!(e.contains("does not fit the context") && e.contains("system message (22 tokens)"), "{e}");
+        assert!(
+            e.contains("does not fit the context") && e.contains("system message (22 tokens)"),
+            "{e}"
+        );
         // A lone system message cannot be cut either.
         assert!(fit_turns(&tpl(), &turns[..1], 12).is_err());
     }

@@ -72,7 +72,8 @@ pub fn parse_temperature(s: &str) -> Result<f32, String> {
     }
 }
 
-const HELP: &str = "commands: /reset (forget the conversation), /temp X (0 to 2; 0 = greedy), /quit; start a message with // to send a literal /";
+const HELP: &str =
+    "commands: /reset (forget the conversation), /temp X (0 to 2; 0 = greedy), /quit; start a message with // to send a literal /";
 
 /// Runs the chat until `/quit` or the end of `input`.
 pub fn run(
@@ -89,13 +90,7 @@ pub fn run(
     let model = ChatModel::load(&args.model)?;
     let mut dec = model.decoder(args.precision)?;
     let w = |e: std::io::Error| InferError::Io(format!("writing the chat: {e}"));
-    writeln!(
-        note,
-        "chatting with {} (context {} tokens); {HELP}",
-        model.name,
-        model.block_size()
-    )
-    .map_err(w)?;
+    writeln!(note, "chatting with {} (context {} tokens); {HELP}", model.name, model.block_size()).map_err(w)?;
     let system: Vec<Message> = args.system.iter().map(|s| Message::new(Role::System, s.clone())).collect();
     let mut history = system.clone();
     let mut sampling = args.sampling.clone();
@@ -107,7 +102,11 @@ pub fn run(
             out.flush().map_err(w)?;
         }
         line.clear();
-        if input.read_line(&mut line).map_err(|e| InferError::Io(format!("reading stdin: {e}")))? == 0 {
+        if input
+            .read_line(&mut line)
+            .map_err(|e| InferError::Io(format!("reading stdin: {e}")))?
+            == 0
+        {
             break;
         }
         let text = line.trim_end_matches(['\n', '\r']);

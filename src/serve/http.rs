@@ -4,7 +4,7 @@
 
 use super::openai::ApiError;
 use std::io::{Read, Write};
-use tiny_http::{Header, HTTPVersion, Request, Response};
+use tiny_http::{HTTPVersion, Header, Request, Response};
 
 /// Declared bodies above this are never answered: tiny_http drains an
 /// unread body on drop into one buffer of the remaining size, so answering
@@ -85,7 +85,11 @@ impl EventStream {
     pub fn start(rq: Request) -> std::io::Result<Self> {
         let chunked = *rq.http_version() >= HTTPVersion(1, 1);
         let mut out = rq.into_writer();
-        let framing = if chunked { "Transfer-Encoding: chunked\r\n" } else { "Connection: close\r\n" };
+        let framing = if chunked {
+            "Transfer-Encoding: chunked\r\n"
+        } else {
+            "Connection: close\r\n"
+        };
         write!(
             out,
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n{framing}\r\n"

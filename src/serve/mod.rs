@@ -76,7 +76,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "gb" => 1_000_000_000,
         _ => return Err(format!("`{s}`: want a size like 1MiB, 64KiB or 20000 (bytes)")),
     };
-    let n: u64 = num.parse().map_err(|_| format!("`{s}`: want a size like 1MiB, 64KiB or 20000 (bytes)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: want a size like 1MiB, 64KiB or 20000 (bytes)"))?;
     let bytes = n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))?;
     usize::try_from(bytes).map_err(|_| format!("`{s}` is too large"))
 }
@@ -241,7 +243,9 @@ fn complete(st: &State, rq: Request, req: ChatRequest) -> Outcome {
     let id = format!("chatcmpl-{}-{n}", st.started);
     let seed = req.seed.unwrap_or_else(|| {
         // No seed asked for: a different draw per request, as OpenAI's.
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(n, |d| d.as_nanos() as u64 ^ n.rotate_left(32))
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(n, |d| d.as_nanos() as u64 ^ n.rotate_left(32))
     });
     let cfg = ReplyConfig {
         max_new_tokens: req.max_tokens.unwrap_or(block),
@@ -259,7 +263,10 @@ fn complete(st: &State, rq: Request, req: ChatRequest) -> Outcome {
         model: &model.name,
     };
     let mut note = if prompt.dropped_messages > 0 || prompt.cut_tokens > 0 {
-        format!(" (trimmed: {} message(s) dropped, {} token(s) cut)", prompt.dropped_messages, prompt.cut_tokens)
+        format!(
+            " (trimmed: {} message(s) dropped, {} token(s) cut)",
+            prompt.dropped_messages, prompt.cut_tokens
+        )
     } else {
         String::new()
     };
@@ -277,7 +284,11 @@ fn complete(st: &State, rq: Request, req: ChatRequest) -> Outcome {
             Err(e) => return fail(rq, &ApiError::new(500, format!("generation failed: {e}")), &[]),
         };
         if reply.end == ReplyEnd::Cancelled {
-            return fail(rq, &ApiError::new(503, "the server is shutting down; the reply was not finished"), &[]);
+            return fail(
+                rq,
+                &ApiError::new(503, "the server is shutting down; the reply was not finished"),
+                &[],
+            );
         }
         let u = usage(reply.tokens);
         let mut o = send(rq, 200, openai::completion(&head, &reply.text, reply.end, u).to_string());
@@ -315,8 +326,9 @@ fn complete(st: &State, rq: Request, req: ChatRequest) -> Outcome {
         note: String::new(),
     };
     match (reply, broken) {
-        (_, Some(e)) => {
-            note.push_str(&format!(" (client disconnected: {e}; generation stopped)"));
+        (r, Some(e)) => {
+            let n = r.map_or(0, |r| r.tokens);
+            note.push_str(&format!(" (client disconnected after {n} tokens: {e}; generation stopped)"));
         }
         (Err(e), None) => {
             // Headers are gone: the error can only be an event.

@@ -46,7 +46,11 @@ impl ApiError {
 
     /// OpenAI's error type: client errors are `invalid_request_error`.
     pub fn kind(&self) -> &'static str {
-        if self.status >= 500 { "server_error" } else { "invalid_request_error" }
+        if self.status >= 500 {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        }
     }
 
     /// The JSON body.
@@ -89,7 +93,12 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         return Err(ApiError::new(400, "the request body must be a JSON object with a `messages` list"));
     };
     let messages = match o.get("messages") {
-        None | Some(Value::Null) => return Err(ApiError::field("messages", "`messages` is required: a list of {role, content} objects")),
+        None | Some(Value::Null) => {
+            return Err(ApiError::field(
+                "messages",
+                "`messages` is required: a list of {role, content} objects",
+            ));
+        }
         Some(Value::Array(a)) if a.is_empty() => {
             return Err(ApiError::field("messages", "`messages` is empty: send at least one message"));
         }
@@ -107,7 +116,10 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     };
     let temperature = number("temperature")?.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::field("temperature", format!("`temperature` {temperature} must be from 0 to 2 (0 = greedy)")));
+        return Err(ApiError::field(
+            "temperature",
+            format!("`temperature` {temperature} must be from 0 to 2 (0 = greedy)"),
+        ));
     }
     let top_p = number("top_p")?.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
@@ -132,14 +144,20 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     if let Some(n) = count("n")?
         && n != 1
     {
-        return Err(ApiError::field("n", format!("`n` {n} is not supported: kiln returns one choice per request (n = 1)")));
+        return Err(ApiError::field(
+            "n",
+            format!("`n` {n} is not supported: kiln returns one choice per request (n = 1)"),
+        ));
     }
     let seed = match o.get("seed") {
         None | Some(Value::Null) => None,
         // Negative seeds are valid in OpenAI's API: reinterpret the bits.
-        Some(v) => Some(v.as_i64().map(|s| s as u64).or(v.as_u64()).ok_or_else(|| {
-            ApiError::field("seed", format!("`seed` must be an integer, got {v}"))
-        })?),
+        Some(v) => Some(
+            v.as_i64()
+                .map(|s| s as u64)
+                .or(v.as_u64())
+                .ok_or_else(|| ApiError::field("seed", format!("`seed` must be an integer, got {v}")))?,
+        ),
     };
     let flag = |name: &str, v: Option<&Value>| -> Result<bool, ApiError> {
         match v {
@@ -165,7 +183,12 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
                     .ok_or_else(|| ApiError::field(format!("stop[{i}]"), format!("`stop[{i}]` must be a string, got {s}")))
             })
             .collect::<Result<_, _>>()?,
-        Some(v) => return Err(ApiError::field("stop", format!("`stop` must be a string or a list of strings, got {v}"))),
+        Some(v) => {
+            return Err(ApiError::field(
+                "stop",
+                format!("`stop` must be a string or a list of strings, got {v}"),
+            ));
+        }
     };
     Ok(ChatRequest {
         messages,
@@ -199,14 +222,21 @@ fn message(i: usize, m: &Value) -> Result<Message, ApiError> {
                     _ => {
                         return Err(ApiError::field(
                             format!("messages[{i}].content[{j}]"),
-                            format!("message {i}: content part {j} is not a {{\"type\": \"text\", \"text\": ...}} part; kiln models read text only"),
+                            format!(
+                                "message {i}: content part {j} is not a {{\"type\": \"text\", \"text\": ...}} part; kiln models read text only"
+                            ),
                         ));
                     }
                 }
             }
             text
         }
-        Some(v) => return Err(ApiError::field(at("content"), format!("message {i}: `content` must be a string, got {v}"))),
+        Some(v) => {
+            return Err(ApiError::field(
+                at("content"),
+                format!("message {i}: `content` must be a string, got {v}"),
+            ));
+        }
     };
     Ok(Message { role, content })
 }
@@ -311,13 +341,19 @@ mod tests {
         assert!(r.stream && r.include_usage);
         assert_eq!((r.seed, r.stop), (Some(u64::MAX), vec!["\n".to_string()]));
         let d = parse_chat_request(br#"{"messages": [{"role": "user", "content": "x"}]}"#).unwrap();
-        assert_eq!((d.temperature, d.top_p, d.max_tokens, d.stream, d.seed), (1.0, 1.0, None, false, None));
+        assert_eq!(
+            (d.temperature, d.top_p, d.max_tokens, d.stream, d.seed),
+            (1.0, 1.0, None, false, None)
+        );
     }
 
     #[test]
     fn bad_requests_name_the_field() {
         let e = err(r#"{"messages": [}"#);
-        assert!(e.message.contains("not valid JSON") && e.message.contains("line 1 column 15"), "{e:?}");
+        assert!(
+            e.message.contains("not valid JSON") && e.message.contains("line 1 column 15"),
+            "{e:?}"
+        );
         assert!(err("[1]").message.contains("JSON object"));
         assert_eq!(err("{}").param.as_deref(), Some("messages"));
         assert!(err(r#"{"messages": []}"#).message.contains("empty"));
@@ -341,7 +377,10 @@ mod tests {
     fn errors_have_openais_shape() {
         let e = ApiError::field("n", "no").with_code("bad_n");
         let v: Value = serde_json::from_str(&e.body()).unwrap();
-        assert_eq!(v, json!({"error": {"message": "no", "type": "invalid_request_error", "param": "n", "code": "bad_n"}}));
+        assert_eq!(
+            v,
+            json!({"error": {"message": "no", "type": "invalid_request_error", "param": "n", "code": "bad_n"}})
+        );
         assert_eq!(ApiError::new(500, "x").kind(), "server_error");
     }
 }

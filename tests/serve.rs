@@ -239,6 +239,7 @@ fn models_whole_and_streamed_completions_agree() {
     assert_eq!(s.status, 200);
     assert_eq!(s.header("Content-Type"), Some("text/event-stream"));
     let ev = events(&s.body);
+    let ev_count = ev.len();
     assert_eq!(ev.last().map(String::as_str), Some("[DONE]"));
     let chunks: Vec<Value> = ev[..ev.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     assert!(
@@ -276,6 +277,18 @@ fn models_whole_and_streamed_completions_agree() {
         })
         .collect();
     assert_eq!(joined, want);
+
+    // The chunked stream ends cleanly: the connection carries a next request.
+    let mut conn = BufReader::new(srv.connect());
+    let body = streamed.to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.get_mut().write_all(format!("{head}{body}").as_bytes()).unwrap();
+    assert_eq!(events(&read_response(&mut conn).body).len(), ev_count);
+    conn.get_mut().write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut conn).json()["object"], "list");
 
     let log = srv.log();
     assert!(log.contains(&format!("POST /v1/chat/completions 200 {p}+{c} tokens")), "{log}");
@@ -401,4 +414,13 @@ fn a_client_that_hangs_up_mid_stream_stops_its_generation() {
         .unwrap();
     eprintln!("{gone}");
     assert!(n < 1000, "the generation ran to the end: {gone}");
+
+    // Ctrl-C: the server stops taking requests and exits cleanly.
+    let mut srv = srv;
+    // SAFETY: signalling our own child process by its id.
+    assert_eq!(unsafe { libc::kill(srv.child.id() as i32, libc::SIGINT) }, 0);
+    let status = srv.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(srv.log().contains("stopped"), "{}", srv.log());
 }

@@ -12,6 +12,9 @@ use tiny_http::{HTTPVersion, Header, Request, Response};
 /// `Content-Length`. The connection is left to the client to close.
 const DRAIN_LIMIT: usize = 1 << 30;
 
+/// How much of a refused chunked body is read and dropped before answering.
+const CHUNKED_DRAIN: usize = 64 << 20;
+
 /// Reads the body, at most `max` bytes: a larger declared `Content-Length`
 /// is refused before reading anything, a chunked body once it passes `max`.
 pub fn read_body(rq: &mut Request, max: usize) -> Result<Vec<u8>, ApiError> {
@@ -68,7 +71,16 @@ pub fn respond_error(rq: Request, e: &ApiError, extra: &[(&str, &str)]) -> std::
         return Ok(());
     }
     let body = e.body();
-    std::thread::spawn(move || respond_json(rq, 413, body, &[("Connection", "close")]));
+    std::thread::spawn(move || {
+        let mut rq = rq;
+        if rq.body_length().is_none() {
+            // A chunked body arrives whole, wanted or not; closing the socket
+            // with some of it unread would reset the connection and could
+            // lose the answer, so read (and drop) a bounded amount first.
+            let _ = std::io::copy(&mut rq.as_reader().take(CHUNKED_DRAIN as u64), &mut std::io::sink());
+        }
+        respond_json(rq, 413, body, &[("Connection", "close")])
+    });
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod io;
 pub mod model;
 pub mod pack;
 pub mod progress;
+pub mod report;
 pub mod serve;
 pub mod spec;
 pub mod tokenize;

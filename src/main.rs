@@ -112,6 +112,14 @@ enum Cmd {
     },
     /// Print the YAML reference (every op, every field).
     Reference,
+    /// Write `<workdir>/report.html` from what is built, without running.
+    Report {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Override a value, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Continue a prompt with a model, streaming the text as it is generated.
     Sample {
         /// A model directory (config.json, model.safetensors, tokenizer.json),
@@ -400,6 +408,19 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 }
             }
         }
+        Cmd::Report { file, sets } => {
+            let p = load(&file, &sets)?;
+            match kiln::report::write(&p, None) {
+                Ok(path) => {
+                    println!("{}", path.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
         Cmd::Reference => {
             print!("{}", spec::reference::markdown());
             Ok(ExitCode::SUCCESS)
@@ -457,6 +478,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                     return Err(ExitCode::from(2));
                 }
             };
+            // The report never changes the run's outcome: a failure to write it is a warning.
+            if !dry_run {
+                match kiln::report::write(&p, Some(&summary)) {
+                    Ok(path) => rep.info("report", serde_json::json!({ "path": path }), format!("report: {}", path.display())),
+                    Err(e) => rep.warn("report_failed", serde_json::json!({ "error": e }), format!("report: {e}")),
+                }
+            }
             if json {
                 println!("{}", summary_json(&summary));
             } else {

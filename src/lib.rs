@@ -13,6 +13,7 @@ pub mod model;
 pub mod pack;
 pub mod progress;
 pub mod report;
+pub mod serve;
 pub mod spec;
 pub mod tokenize;
 pub mod train;

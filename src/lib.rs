@@ -12,6 +12,8 @@ pub mod io;
 pub mod model;
 pub mod pack;
 pub mod progress;
+pub mod report;
+pub mod serve;
 pub mod spec;
 pub mod synth;
 pub mod tokenize;

@@ -77,6 +77,8 @@ enum State {
     Logits,
     /// Forward ran with targets; logits and loss valid.
     Loss,
+    /// The trunk ran without the LM head; only the hidden state is valid.
+    Hidden,
 }
 
 /// GPT-2 with its parameters, gradients, activations and CPU backend.
@@ -246,13 +248,43 @@ impl Gpt {
             self.mask.copy_from_slice(m);
         }
         self.state = State::Empty;
-        self.run_forward(b, t);
+        self.run_forward(b, t, true);
         let loss = targets.map(|_| self.run_loss());
         self.state = if loss.is_some() { State::Loss } else { State::Logits };
         Ok(loss)
     }
 
-    fn run_forward(&mut self, b: usize, t: usize) {
+    /// Runs the trunk only (through `ln_f`, no LM head) on `inputs`
+    /// (`[B·T]`), for scalar heads that read [`Gpt::hidden`] and backpropagate
+    /// with [`Gpt::backward_from_dhidden`]. The LM head is a third of a small
+    /// model's FLOPs, so skipping it matters for reward and value models.
+    pub fn forward_trunk(&mut self, inputs: &[u32], b: usize, t: usize) -> Result<(), ModelError> {
+        if inputs.len() != b * t {
+            return Err(ModelError::Shape(format!(
+                "inputs has {} entries, expected B·T = {b}·{t} = {}",
+                inputs.len(),
+                b * t
+            )));
+        }
+        let v = self.config.vocab_size;
+        if let Some((position, &id)) = inputs.iter().enumerate().find(|(_, id)| **id as usize >= v) {
+            return Err(ModelError::Token {
+                what: "input",
+                id,
+                position,
+                vocab: v,
+            });
+        }
+        self.prepare(b, t)?;
+        self.inputs.copy_from_slice(inputs);
+        self.has_mask = false;
+        self.state = State::Empty;
+        self.run_forward(b, t, false);
+        self.state = State::Hidden;
+        Ok(())
+    }
+
+    fn run_forward(&mut self, b: usize, t: usize, head: bool) {
         let Some(a) = self.act_layout.clone() else { return };
         let GptConfig {
             n_layer: nl,
@@ -314,6 +346,9 @@ impl Gpt {
         );
         layernorm::forward(lnf, mean, rstd, x, w(Kind::LnfW, 0), w(Kind::LnfB, 0));
         clk.lap(tm, Cat::OtherFwd);
+        if !head {
+            return;
+        }
         // LM head tied to wte; only the V real rows are multiplied.
         let [logits, lnf] = carve(acts, [a.logits.clone(), a.lnf.clone()]);
         matmul::forward(be, logits, vp, lnf, w(Kind::Wte, 0), None, None, c, v);
@@ -393,8 +428,8 @@ impl Gpt {
     /// [`Gpt::logits_mut`] (`[B·T, Vp]`; padded columns are ignored): the
     /// hook for PPO/DPO losses on the LM head.
     pub fn backward_from_dlogits(&mut self) -> Result<(), ModelError> {
-        if self.state == State::Empty {
-            return Err(ModelError::State("backward_from_dlogits needs a forward first"));
+        if matches!(self.state, State::Empty | State::Hidden) {
+            return Err(ModelError::State("backward_from_dlogits needs a forward with the LM head first"));
         }
         let Some(a) = self.act_layout.clone() else {
             return Err(ModelError::State("no activations"));

@@ -10,6 +10,7 @@
 
 pub mod acts;
 pub mod gpt;
+pub mod head;
 pub mod hf;
 pub mod ops;
 pub mod params;

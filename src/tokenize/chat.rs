@@ -20,6 +20,16 @@ fn need(id: Option<u32>, token: &str) -> Result<u32, String> {
     id.ok_or_else(|| format!("the tokenizer has no `{token}` token; train it with kiln's default special_tokens"))
 }
 
+/// The token that opens a message of `role` (message `i`, for the error).
+fn role_id(sp: &Specials, role: &str, i: usize) -> Result<u32, String> {
+    match role {
+        "system" => need(sp.system, "<|system|>"),
+        "user" => need(sp.user, "<|user|>"),
+        "assistant" => need(sp.assistant, "<|assistant|>"),
+        other => Err(format!("message {i} has unknown role `{other}` (want system, user or assistant)")),
+    }
+}
+
 /// `[bos] text [eos]`.
 pub fn encode_document(tok: &Encoder, sp: &Specials, text: &str, bos: bool, eos: bool) -> Result<Encoded, String> {
     let mut ids = Vec::with_capacity(text.len() / 3 + 2);
@@ -46,12 +56,7 @@ pub fn encode_chat(tok: &Encoder, sp: &Specials, messages: &[(&str, &str)], bos:
         mask.push(0);
     }
     for (i, (role, content)) in messages.iter().enumerate() {
-        let role_id = match *role {
-            "system" => need(sp.system, "<|system|>")?,
-            "user" => need(sp.user, "<|user|>")?,
-            "assistant" => need(sp.assistant, "<|assistant|>")?,
-            other => return Err(format!("message {i} has unknown role `{other}` (want system, user or assistant)")),
-        };
+        let role_id = role_id(sp, role, i)?;
         let train = u8::from(*role == "assistant");
         ids.push(role_id);
         mask.push(0);
@@ -62,6 +67,24 @@ pub fn encode_chat(tok: &Encoder, sp: &Specials, messages: &[(&str, &str)], bos:
         mask.push(train);
     }
     Ok(Encoded { ids, mask: Some(mask) })
+}
+
+/// Renders `messages` (a conversation that ends with a user turn) for
+/// generation: the template of every message, then `<|assistant|>`, so the
+/// model's next tokens are the assistant's reply (ended by `<|end|>`).
+pub fn encode_prompt(tok: &Encoder, sp: &Specials, messages: &[(&str, &str)], bos: bool) -> Result<Vec<u32>, String> {
+    let end = need(sp.end, "<|end|>")?;
+    let mut ids = Vec::new();
+    if bos {
+        ids.push(need(sp.bos, "<|bos|>")?);
+    }
+    for (i, (role, content)) in messages.iter().enumerate() {
+        ids.push(role_id(sp, role, i)?);
+        ids.extend(tok.encode(content)?);
+        ids.push(end);
+    }
+    ids.push(need(sp.assistant, "<|assistant|>")?);
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -79,6 +102,22 @@ mod tests {
         };
         let text = "Hi there. What is two plus two? Two plus two is four. Thanks!".to_string();
         train(&cfg, std::iter::repeat_n(text, 20)).unwrap()
+    }
+
+    #[test]
+    fn a_prompt_is_the_chat_up_to_the_assistant_token() {
+        let tok = tokenizer();
+        let sp = Specials::of(&tok);
+        let enc = Encoder::new(tok);
+        let msgs = [("system", "Be brief."), ("user", "What is two plus two?")];
+        let p = encode_prompt(&enc, &sp, &msgs, true).unwrap();
+        let full = encode_chat(&enc, &sp, &[msgs[0], msgs[1], ("assistant", "Four.")], true).unwrap();
+        assert_eq!(p[..], full.ids[..p.len()]);
+        assert_eq!(p.last(), sp.assistant.as_ref());
+        // The tokens after the prompt are exactly the trained ones.
+        let mask = full.mask.unwrap();
+        assert!(mask[..p.len()].iter().all(|&m| m == 0) && mask[p.len()..].iter().all(|&m| m == 1));
+        assert!(encode_prompt(&enc, &sp, &[("robot", "hi")], false).unwrap_err().contains("robot"));
     }
 
     #[test]

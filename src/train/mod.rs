@@ -4,8 +4,11 @@
 
 pub mod adamw;
 pub mod checkpoint;
+pub mod ppo;
 pub mod pretrain;
 pub mod schedule;
+pub mod seq;
+pub mod verify;
 
 pub use adamw::{AdamW, AdamWConfig, grad_norm};
 pub use schedule::{Schedule, ScheduleKind};

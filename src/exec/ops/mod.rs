@@ -6,6 +6,7 @@ mod dedup;
 mod model;
 mod pack;
 mod read;
+mod rl;
 mod sample;
 mod tokenize;
 mod tokenizer;
@@ -140,7 +141,9 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
         | Op::Pretrain(_)
         | Op::Eval(_)
         | Op::ImportModel(_)
-        | Op::Dedup(_) => Ok(vec![Unit {
+        | Op::Dedup(_)
+        | Op::Ppo(_)
+        | Op::EvalChat(_) => Ok(vec![Unit {
             label: "all".into(),
             bytes: 0,
         }]),
@@ -162,5 +165,7 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Eval(p) => model::eval(ctx, p),
         Op::ImportModel(p) => model::import(ctx, p),
         Op::Dedup(p) => dedup::run(ctx, p),
+        Op::Ppo(p) => rl::ppo(ctx, p),
+        Op::EvalChat(p) => rl::eval_chat(ctx, p),
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-fn input<'a>(ctx: &'a Ctx, field: &str) -> Result<&'a crate::exec::store::Artifact, NodeError> {
+pub(super) fn input<'a>(ctx: &'a Ctx, field: &str) -> Result<&'a crate::exec::store::Artifact, NodeError> {
     ctx.inputs
         .get(field)
         .ok_or_else(|| NodeError::Failed(format!("input `{field}` missing")))
@@ -58,7 +58,7 @@ fn model_files(dir: &Path) -> Result<(Vec<FileInfo>, String), NodeError> {
 }
 
 /// Writes the model, its tokenizer and state into `out`, and the output record.
-fn finish_model(ctx: &Ctx, model: &Gpt, tokenizer: &Path, stats: Value, extra: Value) -> Result<Output, NodeError> {
+pub(super) fn finish_model(ctx: &Ctx, model: &Gpt, tokenizer: &Path, stats: Value, extra: Value) -> Result<Output, NodeError> {
     let tok = load(tokenizer)?;
     let sp = Specials::of(&tok);
     hf::save(model, ctx.out, sp.bos, sp.eos).map_err(model_err)?;

@@ -27,6 +27,9 @@ pub enum Kind {
     Model,
     /// A report or export with no table of its own.
     Report,
+    /// Prompts for generation (PPO rollouts, evaluation): `id`, `prompt`
+    /// (messages ending with a user turn), `reference` (an expected answer, nullable), `source`.
+    Prompts,
 }
 
 impl Kind {
@@ -41,11 +44,12 @@ impl Kind {
             Kind::Packed => "packed",
             Kind::Model => "model",
             Kind::Report => "report",
+            Kind::Prompts => "prompts",
         }
     }
 
     /// Kinds stored as Arrow tables that `sample` and `write` can handle.
-    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens];
+    pub const TABLES: &'static [Kind] = &[Kind::Documents, Kind::Chat, Kind::Preferences, Kind::Tokens, Kind::Prompts];
 }
 
 /// A reference from a node field to another node, with the kinds it accepts.
@@ -65,12 +69,14 @@ pub type RangeProblem = (String, String);
 mod clean;
 mod data;
 mod dedup;
+mod rl;
 mod tokens;
 mod train;
 
 pub use clean::*;
 pub use data::*;
 pub use dedup::*;
+pub use rl::*;
 pub use tokens::*;
 pub use train::*;
 
@@ -101,6 +107,10 @@ pub enum Op {
     ImportModel(ImportModelParams),
     /// `dedup`
     Dedup(DedupParams),
+    /// `ppo`
+    Ppo(PpoParams),
+    /// `eval_chat`
+    EvalChat(EvalChatParams),
 }
 
 /// Every op name, for suggestions and the reference.
@@ -117,6 +127,8 @@ pub const OP_NAMES: &[&str] = &[
     "import_model",
     "eval",
     "dedup",
+    "ppo",
+    "eval_chat",
 ];
 
 /// Applies `$body` to the params of whichever op `$op` is.
@@ -135,6 +147,8 @@ macro_rules! each_op {
             Op::Eval($p) => $body,
             Op::ImportModel($p) => $body,
             Op::Dedup($p) => $body,
+            Op::Ppo($p) => $body,
+            Op::EvalChat($p) => $body,
         }
     };
 }
@@ -155,6 +169,8 @@ impl Op {
             Op::Eval(_) => "eval",
             Op::ImportModel(_) => "import_model",
             Op::Dedup(_) => "dedup",
+            Op::Ppo(_) => "ppo",
+            Op::EvalChat(_) => "eval_chat",
         }
     }
 
@@ -173,6 +189,8 @@ impl Op {
             "eval" => Op::Eval(de(v)?),
             "import_model" => Op::ImportModel(de(v)?),
             "dedup" => Op::Dedup(de(v)?),
+            "ppo" => Op::Ppo(de(v)?),
+            "eval_chat" => Op::EvalChat(de(v)?),
             _ => Op::Write(de(v)?),
         })
     }
@@ -192,6 +210,8 @@ impl Op {
             "eval" => schemars::schema_for!(EvalParams),
             "import_model" => schemars::schema_for!(ImportModelParams),
             "dedup" => schemars::schema_for!(DedupParams),
+            "ppo" => schemars::schema_for!(PpoParams),
+            "eval_chat" => schemars::schema_for!(EvalChatParams),
             _ => return None,
         })
     }
@@ -250,6 +270,60 @@ impl Op {
                 input(&p.input, &[Kind::Documents]),
             ],
             Op::Dedup(p) => vec![input(&p.input, &[Kind::Documents])],
+            Op::Ppo(p) => {
+                let model = |field, node| InputRef {
+                    field,
+                    node,
+                    accepts: &[Kind::Model],
+                };
+                let mut v = vec![
+                    model("policy", &p.policy),
+                    InputRef {
+                        field: "prompts",
+                        node: &p.prompts,
+                        accepts: &[Kind::Prompts],
+                    },
+                ];
+                for (field, node) in [
+                    ("reward_model", &p.reward_model),
+                    ("reference", &p.reference),
+                    ("value_model", &p.value_model),
+                ] {
+                    if let Some(n) = node {
+                        v.push(model(field, n));
+                    }
+                }
+                if let Some(n) = &p.ptx {
+                    v.push(InputRef {
+                        field: "ptx",
+                        node: n,
+                        accepts: &[Kind::Packed],
+                    });
+                }
+                v
+            }
+            Op::EvalChat(p) => {
+                let mut v = vec![
+                    InputRef {
+                        field: "model",
+                        node: &p.model,
+                        accepts: &[Kind::Model],
+                    },
+                    InputRef {
+                        field: "prompts",
+                        node: &p.prompts,
+                        accepts: &[Kind::Prompts],
+                    },
+                ];
+                if let Some(n) = &p.reward_model {
+                    v.push(InputRef {
+                        field: "reward_model",
+                        node: n,
+                        accepts: &[Kind::Model],
+                    });
+                }
+                v
+            }
         }
     }
 
@@ -267,6 +341,8 @@ impl Op {
             Op::Pretrain(_) | Op::ImportModel(_) => Kind::Model,
             Op::Eval(_) => Kind::Report,
             Op::Dedup(_) => Kind::Documents,
+            Op::Ppo(_) => Kind::Model,
+            Op::EvalChat(_) => Kind::Report,
         }
     }
 
@@ -285,6 +361,8 @@ impl Op {
             Op::Eval(p) => p.check(),
             Op::ImportModel(p) => p.check(),
             Op::Dedup(p) => p.check(),
+            Op::Ppo(p) => p.check(),
+            Op::EvalChat(p) => p.check(),
         }
     }
 
@@ -292,7 +370,8 @@ impl Op {
     pub fn uses_seed(&self) -> bool {
         matches!(self, Op::Sample(p) if p.fraction.is_some())
             || matches!(self, Op::Pack(p) if p.shuffle || p.val_fraction > 0.0 || p.val_docs.is_some())
-            || matches!(self, Op::Pretrain(_))
+            || matches!(self, Op::Pretrain(_) | Op::Ppo(_))
+            || matches!(self, Op::EvalChat(p) if p.temperature > 0.0)
     }
 
     /// Whether `--shard i/N` can split this op's work.
@@ -326,6 +405,12 @@ impl Op {
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
             "dedup" => {
                 "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it."
+            }
+            "ppo" => {
+                "RLHF with PPO (InstructGPT, TRL's implementation details): a `policy` model samples answers to `prompts`, a `reward_model` (or a `verify` rule against the prompts' references) scores them, a KL penalty holds it near the frozen reference; makes a `model` plus `metrics.jsonl` (TRL's metric names) and `samples.jsonl`."
+            }
+            "eval_chat" => {
+                "Answers `prompts` with a `model` (greedy by default) and scores the answers against each prompt's `reference` (and with a `reward_model`); writes `eval.json` with the accuracy, mean score and every answer (kind `report`)."
             }
             _ => "",
         }

@@ -121,7 +121,7 @@ enum Cmd {
         /// Random seed: the same seed writes byte-identical files.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Size factor: 1 makes about 1.9 MB (10 countries, ~830 pages, ~4000 questions).
+        /// Size factor: 1 makes about 1.9 MB (10 countries, ~870 pages, ~4000 questions).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
     },

@@ -196,11 +196,22 @@ pub fn generate(rng: &mut Rng, w: &World, scale: f64) -> Vec<Page> {
             b.push(&s.news, url, PageKind::Article, title, blocks, author);
         }
     }
-    // Two sheets of sums with each of 1..=12 and two of differences from each
-    // of 6..=19: every focus leaves at least seven sums or differences under 20.
-    let sheets = (1..=12).map(|f| (f, true)).chain((6..=19).map(|f| (f, false)));
-    for (focus, plus) in sheets.flat_map(|s| [s, s]) {
-        let (title, blocks) = worksheet(b.rng, w, focus, plus);
+    // Every sum and difference the questions ask about, twice over, eight to a
+    // sheet, in two shuffled passes (so no two sheets are alike).
+    let sums: Vec<(i64, i64)> = (1..20).flat_map(|a| (1..20 - a).map(move |b| (a, b))).collect();
+    let differences: Vec<(i64, i64)> = (1..20).flat_map(|a| (1..=a).map(move |b| (a, b))).collect();
+    let mut sheets = Vec::new();
+    for (facts, plus) in [(&sums, true), (&differences, false)] {
+        for _ in 0..2 {
+            let mut facts = facts.clone();
+            shuffle(b.rng, &mut facts);
+            // Seven or eight a sheet: even slices, so no sheet is left too short to pass as prose.
+            let k = facts.len().div_ceil(8);
+            sheets.extend((0..k).map(|i| (facts[i * facts.len() / k..(i + 1) * facts.len() / k].to_vec(), plus)));
+        }
+    }
+    for (i, (facts, plus)) in sheets.iter().enumerate() {
+        let (title, blocks) = worksheet(b.rng, w, facts, *plus, i + 1);
         let url = b.unique(format!("https://www.numberhouse-kids.org/worksheets/{}", slug(&title)), ".html");
         b.push(&s.numbers, url, PageKind::Worksheet, title, blocks, None);
     }

@@ -235,6 +235,16 @@ pub fn country_entry(rng: &mut Rng, w: &World, c: usize) -> (String, Vec<Block>)
     for t in w.towns_of(c) {
         blocks.push(para(vec![s.country(rng, t), s.goods(rng, t), s.founder(rng, t)], 1, rng, &mut deck));
     }
+    // Everyone living in the country, so that people are met as often as places.
+    let people: Vec<String> = w
+        .towns_of(c)
+        .flat_map(|t| w.residents(t).collect::<Vec<_>>())
+        .flat_map(|p| [s.home(rng, p), s.job(rng, p)])
+        .collect();
+    if !people.is_empty() {
+        blocks.push(Block::Heading("People".into()));
+        blocks.push(para(people, 1, rng, &mut deck));
+    }
     blocks.push(Block::Heading("Geography".into()));
     blocks.push(para(
         vec![format!("The land of {name} is mostly hills, lakes and forest.")],
@@ -311,7 +321,10 @@ pub fn travel_post(rng: &mut Rng, w: &World, t: usize) -> (String, Vec<Block>) {
     let mut blocks = vec![Block::Para(open)];
     blocks.push(para(vec![s.country(rng, t), s.goods(rng, t), s.river(rng, c)], 2, rng, &mut deck));
     blocks.push(para(vec![s.capital(rng, c), s.flag(rng, c), s.founder(rng, t)], 2, rng, &mut deck));
-    if let Some(p) = w.residents(t).next() {
+    // A random resident, so every person is met on the way round, not only the first.
+    let residents: Vec<usize> = w.residents(t).collect();
+    if !residents.is_empty() {
+        let p = residents[below(rng, residents.len())];
         blocks.push(para(vec![s.home(rng, p), s.job(rng, p)], 1, rng, &mut deck));
     }
     blocks.push(para(vec![s.animal(rng, c)], 2, rng, &mut deck));
@@ -331,7 +344,8 @@ pub fn news_story(rng: &mut Rng, w: &World, t: usize) -> (String, Vec<Block>) {
     ))];
     blocks.push(para(vec![s.country(rng, t), s.goods(rng, t)], 2, rng, &mut deck));
     let residents: Vec<usize> = w.residents(t).collect();
-    if let Some(&p) = residents.first() {
+    if !residents.is_empty() {
+        let p = residents[below(rng, residents.len())];
         let name = &w.people[p].name;
         blocks.push(para(
             vec![
@@ -348,36 +362,29 @@ pub fn news_story(rng: &mut Rng, w: &World, t: usize) -> (String, Vec<Block>) {
     (title, blocks)
 }
 
-/// An arithmetic worksheet with its answers: sums (`plus`) or differences
-/// under 20 with `focus`, each said once, in the answer format inside
-/// sentences about the world's people and towns (a line of bare digits
-/// would fail Gopher's alphabetic-words rule, and rightly: it is not prose).
-pub fn worksheet(rng: &mut Rng, w: &World, focus: i64, plus: bool) -> (String, Vec<Block>) {
+/// An arithmetic worksheet with its answers: the sums (`plus`) or
+/// differences `(a, b)` given, each said once in the answer format inside a
+/// sentence about the world's people and towns (a line of bare digits would
+/// fail Gopher's alphabetic-words rule, and rightly: it is not prose).
+pub fn worksheet(rng: &mut Rng, w: &World, facts: &[(i64, i64)], plus: bool, sheet: usize) -> (String, Vec<Block>) {
     let mut deck = Deck::new(rng);
     let (title, verb) = if plus {
-        (format!("Adding with {focus}"), "sums")
+        (format!("Sums under twenty, sheet {sheet}"), "adding")
     } else {
-        (format!("Taking away from {focus}"), "differences")
+        (format!("Taking away under twenty, sheet {sheet}"), "taking away")
     };
     let mut blocks = vec![Block::Para(format!(
-        "This worksheet practises {verb} with the number {focus}. Read each sentence aloud, then cover the answer and try to say it yourself."
+        "This worksheet practises {verb} with numbers under twenty. Read each sentence aloud, then cover the answer and try to say it yourself."
     ))];
-    let mut others: Vec<i64> = if plus { (1..20 - focus).collect() } else { (0..=focus).collect() };
-    shuffle(rng, &mut others);
     // Each frame at most once per sheet: a frame said twice trips Gopher's repeated-n-gram rules.
     let mut frames: Vec<usize> = (0..10).collect();
     shuffle(rng, &mut frames);
     let mut sentences = Vec::new();
-    for (b, frame) in others.into_iter().zip(frames).take(8) {
+    for (&(a, b), frame) in facts.iter().zip(frames) {
         let fact = if plus {
-            // Half the sums put the focus second, so both orders are seen.
-            if below(rng, 2) == 0 {
-                format!("{focus} plus {b} is {}", focus + b)
-            } else {
-                format!("{b} plus {focus} is {}", focus + b)
-            }
+            format!("{a} plus {b} is {}", a + b)
         } else {
-            format!("{focus} minus {b} is {}", focus - b)
+            format!("{a} minus {b} is {}", a - b)
         };
         let p = pick(rng, &w.people);
         let town = &w.towns[p.home].name;

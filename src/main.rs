@@ -112,6 +112,27 @@ enum Cmd {
     },
     /// Print the YAML reference (every op, every field).
     Reference,
+    /// Generate the sample world: a crawl (WARC) describing an invented world and
+    /// SFT / preference / RL / held-out files about it (data/world is `--seed 7`).
+    Synth {
+        /// Output directory (created if missing; files in it are overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed: the same seed writes byte-identical files.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Size factor: 1 makes about 1.9 MB (10 countries, ~870 pages, ~4000 questions).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
+    /// Write `<workdir>/report.html` from what is built, without running.
+    Report {
+        /// The pipeline YAML file.
+        file: PathBuf,
+        /// Override a value, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Continue a prompt with a model, streaming the text as it is generated.
     Sample {
         /// A model directory (config.json, model.safetensors, tokenizer.json),
@@ -145,12 +166,76 @@ enum Cmd {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Chat with a model in the terminal: lines from stdin, replies streamed
+    /// (`/reset`, `/temp X`, `/quit`).
+    Chat {
+        /// A model directory (config.json, model.safetensors, tokenizer.json
+        /// with the chat tokens), e.g. runs/<pipeline>/<sft node>.
+        model: PathBuf,
+        /// A system message that starts the conversation.
+        #[arg(long)]
+        system: Option<String>,
+        /// Most tokens per reply.
+        #[arg(long, default_value_t = 256)]
+        max_new_tokens: usize,
+        /// Softmax temperature, 0 to 2; 0 is greedy (change it with `/temp X`).
+        #[arg(long, alias = "temperature", default_value_t = 0.7)]
+        temp: f32,
+        /// Sample among the k most likely tokens; 0 = no limit.
+        #[arg(long, default_value_t = 200)]
+        top_k: usize,
+        /// Sample among the most likely tokens up to this probability mass; 1 = off.
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Random seed (same seed, same conversation, same replies).
+        #[arg(long, default_value_t = 1337)]
+        seed: u64,
+        /// Weight precision: bf16 streams half the bytes per token.
+        #[arg(long, value_enum, default_value = "bf16")]
+        precision: PrecisionArg,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Serve a model over an OpenAI-compatible HTTP API
+    /// (`POST /v1/chat/completions`, `GET /v1/models`).
+    Serve {
+        /// A model directory, as for `chat`.
+        model: PathBuf,
+        /// Address to listen on (localhost only by default).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port; 0 picks a free one (the address is printed on stdout's first line).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Largest request body accepted, e.g. 1MiB, 64KiB, 20000 (bytes).
+        #[arg(long, default_value = "1MiB")]
+        max_body: String,
+        /// Requests handled at once (generation itself runs one at a time).
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Weight precision: bf16 streams half the bytes per token.
+        #[arg(long, value_enum, default_value = "bf16")]
+        precision: PrecisionArg,
+        /// Compute threads for the model (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PrecisionArg {
     F32,
     Bf16,
+}
+
+impl From<PrecisionArg> for kiln::backend::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => kiln::backend::Precision::F32,
+            PrecisionArg::Bf16 => kiln::backend::Precision::Bf16,
+        }
+    }
 }
 
 fn load(file: &std::path::Path, sets: &[String]) -> Result<Pipeline, ExitCode> {
@@ -244,6 +329,123 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 }
             }
         }
+        Cmd::Synth { out, seed, scale } => match kiln::synth::write(&out, seed, scale) {
+            Ok(files) => {
+                for (name, bytes) in files {
+                    println!("{:>10}  {}", bytes, out.join(name).display());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Err(ExitCode::from(2))
+            }
+        },
+        Cmd::Chat {
+            model,
+            system,
+            max_new_tokens,
+            temp,
+            top_k,
+            top_p,
+            seed,
+            precision,
+            threads,
+        } => {
+            if let Some(t) = threads {
+                let _ = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global();
+            }
+            if let Err(e) = kiln::infer::repl::parse_temperature(&temp.to_string()) {
+                eprintln!("error: --temp: {e}");
+                return Err(ExitCode::from(2));
+            }
+            use std::io::IsTerminal;
+            let args = kiln::infer::repl::ChatArgs {
+                model,
+                system,
+                max_new_tokens,
+                sampling: kiln::infer::SampleConfig {
+                    temperature: temp,
+                    top_k,
+                    top_p,
+                    seed,
+                },
+                precision: precision.into(),
+                interactive: std::io::stdin().is_terminal(),
+            };
+            let interrupt = Arc::new(kiln::infer::repl::Interrupt::default());
+            let i2 = interrupt.clone();
+            let _ = ctrlc::set_handler(move || {
+                if !i2.on_ctrl_c() {
+                    eprintln!();
+                    std::process::exit(130);
+                }
+            });
+            let (mut input, mut out, mut err) = (std::io::stdin().lock(), std::io::stdout().lock(), std::io::stderr());
+            match kiln::infer::repl::run(&args, &mut input, &mut out, &mut err, &interrupt) {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
+        Cmd::Serve {
+            model,
+            host,
+            port,
+            max_body,
+            workers,
+            precision,
+            threads,
+        } => {
+            if let Some(t) = threads {
+                let _ = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global();
+            }
+            let max_body = match kiln::serve::parse_size(&max_body) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("error: --max-body: {e}");
+                    return Err(ExitCode::from(2));
+                }
+            };
+            let opts = kiln::serve::ServeOptions {
+                model,
+                host,
+                port,
+                max_body,
+                workers,
+                precision: precision.into(),
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let s2 = stop.clone();
+            let _ = ctrlc::set_handler(move || {
+                if s2.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!("\nstopping: ending the current request (Ctrl-C again to quit now)");
+            });
+            match kiln::serve::run(&opts, &stop) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
+        Cmd::Report { file, sets } => {
+            let p = load(&file, &sets)?;
+            match kiln::report::write(&p, None) {
+                Ok(path) => {
+                    println!("{}", path.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
         Cmd::Reference => {
             print!("{}", spec::reference::markdown());
             Ok(ExitCode::SUCCESS)
@@ -301,6 +503,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                     return Err(ExitCode::from(2));
                 }
             };
+            // The report never changes the run's outcome: a failure to write it is a warning.
+            if !dry_run {
+                match kiln::report::write(&p, Some(&summary)) {
+                    Ok(path) => rep.info("report", serde_json::json!({ "path": path }), format!("report: {}", path.display())),
+                    Err(e) => rep.warn("report_failed", serde_json::json!({ "error": e }), format!("report: {e}")),
+                }
+            }
             if json {
                 println!("{}", summary_json(&summary));
             } else {

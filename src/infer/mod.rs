@@ -6,12 +6,18 @@
 //! - [`sample`]: temperature, top-k, top-p with a seeded RNG.
 //! - [`generate`]: a batch of prompts of different lengths, streaming.
 //! - [`session`]: `kiln sample` — load a model directory, stream text.
+//! - [`chat`]: the prompt for a reply, history trimming, streamed replies
+//!   (shared by `kiln chat` and `kiln serve`); [`stop`]: stop strings.
+//! - [`repl`]: `kiln chat`, the terminal conversation.
 
+pub mod chat;
 pub mod generate;
 pub mod kv;
 pub mod linear;
+pub mod repl;
 pub mod sample;
 pub mod session;
+pub mod stop;
 
 pub use generate::{Finish, GenerateConfig, Generation, generate};
 pub use kv::Decoder;

@@ -41,7 +41,7 @@ fn own_fields(format: Format) -> &'static [&'static str] {
         // the artifact for nothing.
         Format::HhRlhf | Format::HhRlhfPreferences => &["chosen", "rejected"],
         Format::Gsm8k => &["question", "answer"],
-        Format::Chat => &["messages"],
+        Format::Chat => &["messages", "reference"],
         Format::Preferences => &["prompt", "chosen", "rejected", "conversations", "system", "responses", "margin"],
         Format::Jsonl | Format::Json | Format::Parquet | Format::Text | Format::Warc | Format::Wet => &[],
     }
@@ -73,7 +73,9 @@ pub fn parse_chunk(chunk: &Chunk, origin: &Origin, format: Format, map: &FieldMa
                 Format::Sharegpt => (sharegpt(e)?, None),
                 Format::HhRlhf => (transcript(e, "chosen")?, None),
                 Format::Gsm8k => gsm8k(e)?,
-                Format::Chat => (chat(e)?, None),
+                // A short expected answer beside the conversation (the world's
+                // held-out prompts): kept for `eval_chat` and verifiable rewards.
+                Format::Chat => (chat(e)?, optional_str(e, "reference")?.map(|s| s.into_owned())),
                 other => return Err(format!("`{}` is not a chat converter", other.name())),
             };
             b.push(id, &messages, source, reference.as_deref(), meta);

@@ -20,6 +20,9 @@ pub struct Scorer {
     pub w: Vec<f32>,
     /// Gradient of `w`, accumulated by [`Scorer::backward`].
     pub dw: Vec<f32>,
+    /// Subtracted from every score: a reward model normalised so that the
+    /// SFT demonstrations score 0 on average (`kiln_score_offset`).
+    pub offset: f32,
     /// Rows × columns of the last forward.
     shape: Option<(usize, usize)>,
 }
@@ -39,7 +42,13 @@ impl Scorer {
     pub fn with_weights(gpt: Gpt, w: Vec<f32>) -> Self {
         debug_assert_eq!(w.len(), gpt.config().n_embd);
         let dw = vec![0.0; w.len()];
-        Scorer { gpt, w, dw, shape: None }
+        Scorer {
+            gpt,
+            w,
+            dw,
+            offset: 0.0,
+            shape: None,
+        }
     }
 
     /// Runs the trunk on `inputs` (`[B·T]`).
@@ -54,14 +63,18 @@ impl Scorer {
     pub fn score_at(&self, pos: usize) -> f32 {
         let c = self.w.len();
         match self.gpt.hidden().get(pos * c..(pos + 1) * c) {
-            Some(h) => dot(h, &self.w),
+            Some(h) => dot(h, &self.w) - self.offset,
             None => f32::NAN,
         }
     }
 
     /// Scores at every position of the last forward, `[B·T]`.
     pub fn scores(&self) -> Vec<f32> {
-        self.gpt.hidden().chunks_exact(self.w.len()).map(|h| dot(h, &self.w)).collect()
+        self.gpt
+            .hidden()
+            .chunks_exact(self.w.len())
+            .map(|h| dot(h, &self.w) - self.offset)
+            .collect()
     }
 
     /// Accumulates the gradient of a loss whose derivative with respect to

@@ -85,34 +85,12 @@ pub(super) fn read_prompts(a: &Artifact) -> Result<Vec<PromptRow>, NodeError> {
     Ok(out)
 }
 
-/// Loads a reward model directory as a [`Scorer`]: the GPT-2 trunk and
-/// `score.weight` (`[1, C]`).
+/// Loads a reward model directory as a [`Scorer`], its normalisation
+/// offset (if any) applied to every score.
 pub(super) fn load_scorer(dir: &Path) -> Result<Scorer, NodeError> {
-    let gpt = hf::load(dir, Precision::F32).map_err(|e| NodeError::Failed(e.to_string()))?;
-    let path = dir.join(hf::WEIGHTS);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let t = st.tensor("score.weight").map_err(|_| {
-        NodeError::Failed(format!(
-            "{} has no `score.weight`: it is not a reward model (make it with a `reward_model` node)",
-            path.display()
-        ))
-    })?;
-    let c = gpt.config().n_embd;
-    if t.dtype() != safetensors::Dtype::F32 || t.shape().iter().product::<usize>() != c {
-        return Err(NodeError::Failed(format!(
-            "{}: `score.weight` is {:?} {:?}, expected F32 [1, {c}]",
-            path.display(),
-            t.dtype(),
-            t.shape()
-        )));
-    }
-    let w = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok(Scorer::with_weights(gpt, w))
+    let (mut s, offset) = hf::load_scorer(dir, Precision::F32).map_err(model_err)?;
+    s.offset = offset as f32;
+    Ok(s)
 }
 
 fn model_err(e: ModelError) -> NodeError {

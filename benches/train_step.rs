@@ -4,8 +4,8 @@
 //!   [--steps N] [--threads N] [--curve STEPS]`
 //!
 //! CONFIG is `tiny` (4 layers, 4 heads, 256 dim, T 256, vocab 8192, B 8),
-//! `small` (6/6/384, same T/vocab/B), `124m` (T 256, B 4) or `124m-1024`
-//! (T 1024, B 4). Random tokens. Prints tokens/s, ms per step with a per-op
+//! `small` (6/6/384, same T/vocab/B), `124m` (T 256, B 4), `124m-1024`
+//! (T 1024, B 4) or `quickstart` (4/4/128, T 128, vocab 1024, B 16). Random tokens. Prints tokens/s, ms per step with a per-op
 //! breakdown, achieved GFLOP/s against the 2-core peaks, and peak RSS.
 //! FLOPs per token: 6·(12·L·C² + V·C) for the matmuls (LM head counted) plus
 //! 12·L·T·C for attention (PaLM's count, no causal discount).
@@ -66,6 +66,13 @@ fn bench(name: &str) -> Option<Bench> {
             cfg: gpt(12, 12, 768, 1024, 50257),
             b: 4,
             t: 1024,
+        },
+        // The quickstart's model: what its 10-minute budget buys.
+        "quickstart" => Bench {
+            name: "quickstart",
+            cfg: gpt(4, 4, 128, 128, 1024),
+            b: 16,
+            t: 128,
         },
         _ => return None,
     })

@@ -42,11 +42,15 @@ pub fn fast_exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((ni + 127) as u32) << 23)
+    // `wrapping_add`, not `+`: debug and test builds check `+` for overflow,
+    // and that panic branch stops every loop calling this from vectorising
+    // (it ran scalar in the profiled train_step; n + 127 is in 0..=254 here
+    // anyway, after the clamp).
+    y * f32::from_bits((ni.wrapping_add(127) as u32) << 23)
 }
 
 /// Sum with 16 independent lanes (vectorisable, fixed order).
-#[inline]
+#[inline(always)]
 pub fn sum_lanes(xs: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let chunks = xs.chunks_exact(16);

@@ -11,7 +11,7 @@
 //! Matmuls inside a task use the `gemm` crate serially in f32 (attention is a
 //! few percent of GPT-2's FLOPs at T ≤ 1024; bf16 is used for the projections).
 
-use super::{dot_lanes, exp_inplace_sum, fast_exp, max_lanes};
+use super::{dot_lanes, exp_inplace_sum, fast_exp, max_lanes, simd_fn};
 use crate::backend::cpu::gemm_f32_raw;
 use rayon::prelude::*;
 
@@ -113,15 +113,10 @@ unsafe fn forward_task(d: Dims, task: usize, out: *mut f32, lse: *mut f32, qkv: 
             let i = i0 + r;
             let row = &mut scores[r * t..r * t + cols];
             let (live, dead) = row.split_at_mut(i + 1);
-            let max = max_lanes(live);
-            let l = exp_inplace_sum(live, max);
-            let inv = 1.0 / l;
-            for x in live.iter_mut() {
-                *x *= inv;
-            }
+            let row_lse = softmax_row(live);
             dead.fill(0.0);
             // SAFETY: (b, h, i) is inside lse and owned by this task.
-            unsafe { *lse.add(task * t + i) = max + l.ln() };
+            unsafe { *lse.add(task * t + i) = row_lse };
         }
         // SAFETY: out rows b·T+i0.. at columns h·hs.. (owned by this task).
         unsafe {
@@ -219,17 +214,10 @@ unsafe fn backward_task(d: Dims, task: usize, dqkv: *mut f32, dout: &[f32], qkv:
         for r in 0..rows {
             let i = i0 + r;
             let (prow, dsrow) = (&mut p[r * t..r * t + cols], &mut ds[r * t..r * t + cols]);
-            let li = lse[i];
-            for x in &mut prow[..=i] {
-                *x = fast_exp(*x - li);
-            }
-            prow[i + 1..].fill(0.0);
             // D_i = dO_i · O_i equals Σ_j P_ij dP_ij (the softmax Jacobian's
             // diagonal term), and is cheaper: hs instead of i multiply-adds.
             let di = dot_lanes(&dob[i * c..i * c + hs], &ob[i * c..i * c + hs]);
-            for (g, &pv) in dsrow.iter_mut().zip(prow.iter()) {
-                *g = pv * (*g - di);
-            }
+            softmax_grad_row(prow, dsrow, i + 1, lse[i], di);
         }
         unsafe {
             // dV[0..i1] += Pᵀ · dO[i0..i1].
@@ -248,6 +236,34 @@ unsafe fn backward_task(d: Dims, task: usize, dqkv: *mut f32, dout: &[f32], qkv:
             );
             // dK[0..i1] += scale · dSᵀ · Q[i0..i1].
             gemm_f32_raw(cols, hs, rows, dk, 3 * c, true, scale, (ds.as_ptr(), 1, t), (qb, 3 * c, 1));
+        }
+    }
+}
+
+simd_fn! {
+    /// Softmax of one row of scores in place; returns its log-sum-exp.
+    fn softmax_row(row: &mut [f32]) -> f32 {
+        let max = max_lanes(row);
+        let l = exp_inplace_sum(row, max);
+        let inv = 1.0 / l;
+        for x in row.iter_mut() {
+            *x *= inv;
+        }
+        max + l.ln()
+    }
+}
+
+simd_fn! {
+    /// One row of the softmax backward: `p = exp(p − lse)` on the first
+    /// `live` columns (0 after them), then `ds = p · (ds − d)`.
+    fn softmax_grad_row(p: &mut [f32], ds: &mut [f32], live: usize, lse: f32, d: f32) {
+        let (on, off) = p.split_at_mut(live);
+        for x in on.iter_mut() {
+            *x = fast_exp(*x - lse);
+        }
+        off.fill(0.0);
+        for (g, &pv) in ds.iter_mut().zip(p.iter()) {
+            *g = pv * (*g - d);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! GELU, tanh approximation (GPT-2's `gelu_new`):
 //! `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
 
-use super::fast_exp;
+use super::{fast_exp, simd_fn};
 use rayon::prelude::*;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -15,25 +15,39 @@ fn tanh(y: f32) -> f32 {
 
 /// `out = gelu(inp)`. Shapes: out, inp `[N]`.
 pub fn forward(out: &mut [f32], inp: &[f32]) {
-    out.par_chunks_mut(CHUNK).zip(inp.par_chunks(CHUNK)).for_each(|(o, x)| {
-        for (o, &x) in o.iter_mut().zip(x) {
+    out.par_chunks_mut(CHUNK)
+        .zip(inp.par_chunks(CHUNK))
+        .for_each(|(o, x)| forward_chunk(o, x));
+}
+
+simd_fn! {
+    /// [`forward`] on one chunk.
+    fn forward_chunk(out: &mut [f32], inp: &[f32]) {
+        for (o, &x) in out.iter_mut().zip(inp) {
             *o = 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
         }
-    });
+    }
 }
 
 /// In place: `d = d · gelu'(inp)` (d holds d(out) on entry, d(inp) on exit).
 /// Shapes: d, inp `[N]`.
 pub fn backward_inplace(d: &mut [f32], inp: &[f32]) {
-    d.par_chunks_mut(CHUNK).zip(inp.par_chunks(CHUNK)).for_each(|(d, x)| {
-        for (d, &x) in d.iter_mut().zip(x) {
+    d.par_chunks_mut(CHUNK)
+        .zip(inp.par_chunks(CHUNK))
+        .for_each(|(d, x)| backward_chunk(d, x));
+}
+
+simd_fn! {
+    /// [`backward_inplace`] on one chunk.
+    fn backward_chunk(d: &mut [f32], inp: &[f32]) {
+        for (d, &x) in d.iter_mut().zip(inp) {
             let cube = 0.044715 * x * x * x;
             let th = tanh(SQRT_2_OVER_PI * (x + cube));
             let sech2 = 1.0 - th * th;
             let local = 0.5 * (1.0 + th) + 0.5 * x * sech2 * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
             *d *= local;
         }
-    });
+    }
 }
 
 #[cfg(test)]

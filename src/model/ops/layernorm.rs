@@ -1,5 +1,6 @@
 //! LayerNorm over the last dimension (eps 1e-5, PyTorch's default).
 
+use super::simd_fn;
 use rayon::prelude::*;
 
 const EPS: f32 = 1e-5;
@@ -20,20 +21,34 @@ pub fn forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32],
     out.par_chunks_mut(c)
         .zip(inp.par_chunks(c))
         .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
-        .for_each(|((o, x), (m, s))| {
-            let mu = super::sum_lanes(x) / c as f32;
-            let mut acc = [0.0f32; 16];
-            for (j, v) in x.iter().enumerate() {
-                acc[j % 16] += (v - mu) * (v - mu);
+        .for_each(|((o, x), (m, s))| (*m, *s) = forward_row(o, x, w, b));
+}
+
+simd_fn! {
+    /// One row of [`forward`]; returns (mean, rstd).
+    fn forward_row(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32]) -> (f32, f32) {
+        let c = x.len();
+        let mu = super::sum_lanes(x) / c as f32;
+        // Lane j % 16 takes element j, as one indexed loop would, but in
+        // whole 16-wide chunks so that it vectorises.
+        let mut acc = [0.0f32; 16];
+        let chunks = x.chunks_exact(16);
+        let rest = chunks.remainder();
+        for ch in chunks {
+            for (a, v) in acc.iter_mut().zip(ch) {
+                *a += (v - mu) * (v - mu);
             }
-            let var = acc.iter().sum::<f32>() / c as f32;
-            let r = 1.0 / (var + EPS).sqrt();
-            for (((o, x), w), b) in o.iter_mut().zip(x).zip(w).zip(b) {
-                *o = (x - mu) * r * w + b;
-            }
-            *m = mu;
-            *s = r;
-        });
+        }
+        for (a, v) in acc.iter_mut().zip(rest) {
+            *a += (v - mu) * (v - mu);
+        }
+        let var = acc.iter().sum::<f32>() / c as f32;
+        let r = 1.0 / (var + EPS).sqrt();
+        for (((o, x), w), b) in out.iter_mut().zip(x).zip(w).zip(b) {
+            *o = (x - mu) * r * w + b;
+        }
+        (mu, r)
+    }
 }
 
 /// Accumulates `dinp += ∂L/∂inp`, `dw += ∂L/∂w`, `db += ∂L/∂b` given `dout`.
@@ -61,34 +76,7 @@ pub fn backward(
         .zip(dinp.par_chunks_mut(rows))
         .zip(dout.par_chunks(rows).zip(inp.par_chunks(rows)))
         .zip(mean.par_chunks(ROWS_PER_CHUNK).zip(rstd.par_chunks(ROWS_PER_CHUNK)))
-        .for_each(|(((part, dinp), (dout, inp)), (mean, rstd))| {
-            let (pw, pb) = part.split_at_mut(c);
-            pw.fill(0.0);
-            pb.fill(0.0);
-            for (((di, d), x), (&mu, &r)) in dinp
-                .chunks_exact_mut(c)
-                .zip(dout.chunks_exact(c))
-                .zip(inp.chunks_exact(c))
-                .zip(mean.iter().zip(rstd))
-            {
-                // dnorm = d·w; dx = r·(dnorm − mean(dnorm) − norm·mean(dnorm·norm)).
-                let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
-                for (j, ((d, x), w)) in d.iter().zip(x).zip(w).enumerate() {
-                    let norm = (x - mu) * r;
-                    let dn = d * w;
-                    s1[j % 8] += dn;
-                    s2[j % 8] += dn * norm;
-                }
-                let m1 = s1.iter().sum::<f32>() / c as f32;
-                let m2 = s2.iter().sum::<f32>() / c as f32;
-                for (j, ((di, d), x)) in di.iter_mut().zip(d).zip(x).enumerate() {
-                    let norm = (x - mu) * r;
-                    pw[j] += d * norm;
-                    pb[j] += d;
-                    *di += r * (d * w[j] - m1 - norm * m2);
-                }
-            }
-        });
+        .for_each(|(((part, dinp), (dout, inp)), (mean, rstd))| backward_rows(part, dinp, dout, inp, w, mean, rstd));
     // Fixed-order reduction of the per-chunk partials.
     for part in scratch[..chunks * 2 * c].chunks_exact(2 * c) {
         for (g, p) in dw.iter_mut().zip(&part[..c]) {
@@ -96,6 +84,49 @@ pub fn backward(
         }
         for (g, p) in db.iter_mut().zip(&part[c..]) {
             *g += p;
+        }
+    }
+}
+
+simd_fn! {
+    /// [`backward`] on one chunk of rows: `dinp` accumulates, `part` gets
+    /// the chunk's (dw | db) partial sums.
+    fn backward_rows(part: &mut [f32], dinp: &mut [f32], dout: &[f32], inp: &[f32], w: &[f32], mean: &[f32], rstd: &[f32]) {
+        let c = w.len();
+        let (pw, pb) = part.split_at_mut(c);
+        pw.fill(0.0);
+        pb.fill(0.0);
+        for (((di, d), x), (&mu, &r)) in dinp
+            .chunks_exact_mut(c)
+            .zip(dout.chunks_exact(c))
+            .zip(inp.chunks_exact(c))
+            .zip(mean.iter().zip(rstd))
+        {
+            // dnorm = d·w; dx = r·(dnorm − mean(dnorm) − norm·mean(dnorm·norm)).
+            // Lane j % 8 takes element j, in whole 8-wide chunks so that it
+            // vectorises.
+            let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
+            let lanes = |s1: &mut [f32; 8], s2: &mut [f32; 8], d: &[f32], x: &[f32], w: &[f32]| {
+                for (((a1, a2), (d, x)), w) in s1.iter_mut().zip(s2.iter_mut()).zip(d.iter().zip(x)).zip(w) {
+                    let norm = (x - mu) * r;
+                    let dn = d * w;
+                    *a1 += dn;
+                    *a2 += dn * norm;
+                }
+            };
+            let full = c / 8 * 8;
+            for ((d, x), w) in d[..full].chunks_exact(8).zip(x[..full].chunks_exact(8)).zip(w[..full].chunks_exact(8)) {
+                lanes(&mut s1, &mut s2, d, x, w);
+            }
+            lanes(&mut s1, &mut s2, &d[full..], &x[full..], &w[full..]);
+            let m1 = s1.iter().sum::<f32>() / c as f32;
+            let m2 = s2.iter().sum::<f32>() / c as f32;
+            for ((((di, d), x), w), (pw, pb)) in di.iter_mut().zip(d).zip(x).zip(w).zip(pw.iter_mut().zip(pb.iter_mut())) {
+                let norm = (x - mu) * r;
+                *pw += d * norm;
+                *pb += d;
+                *di += r * (d * w - m1 - norm * m2);
+            }
         }
     }
 }

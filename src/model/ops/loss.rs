@@ -6,7 +6,7 @@
 //! positions (so a batch where the mask hides half the tokens still has a
 //! loss on the same scale).
 
-use super::{exp_sum, fast_exp, max_lanes};
+use super::{exp_sum, fast_exp, max_lanes, simd_fn};
 use rayon::prelude::*;
 
 /// Number of counted positions: all, or those with a non-zero mask.
@@ -32,8 +32,7 @@ pub fn forward(losses: &mut [f32], lse: &mut [f32], logits: &[f32], targets: &[u
                 return;
             }
             let row = &logits[i * vp..i * vp + v];
-            let max = max_lanes(row);
-            let l = max + exp_sum(row, max).ln();
+            let l = log_sum_exp(row);
             *lse = l;
             *loss = l - row[targets[i] as usize];
         });
@@ -58,13 +57,27 @@ pub fn backward(logits: &mut [f32], lse: &[f32], targets: &[u32], mask: Option<&
             row.fill(0.0);
             return;
         }
-        let l = lse[i];
-        for x in &mut row[..v] {
-            *x = fast_exp(*x - l) * g;
-        }
+        softmax_scaled(&mut row[..v], lse[i], g);
         row[targets[i] as usize] -= g;
         row[v..].fill(0.0);
     });
+}
+
+simd_fn! {
+    /// `ln Σ e^x` over one row, shifted by its maximum.
+    fn log_sum_exp(row: &[f32]) -> f32 {
+        let max = max_lanes(row);
+        max + exp_sum(row, max).ln()
+    }
+}
+
+simd_fn! {
+    /// `x = e^(x − lse) · g`: the softmax of one row, scaled.
+    fn softmax_scaled(row: &mut [f32], lse: f32, g: f32) {
+        for x in row {
+            *x = fast_exp(*x - lse) * g;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ fn the_post_training_graph_is_wired_sft_first() {
     assert_eq!(ppo.batch_size % ppo.num_minibatches, 0, "minibatches must split the rollout batch");
     let Op::Dpo(dpo) = op(&p, "dpo") else { panic!("`dpo` is not dpo") };
     assert_eq!(dpo.model, "sft");
-    // SFT and PPO are compared on the same held-out prompts.
+    // SFT, PPO and DPO are compared on the same held-out prompts.
     for (node, model) in [("eval_sft", "sft"), ("eval_ppo", "ppo"), ("eval_dpo", "dpo")] {
         let Op::EvalChat(e) = op(&p, node) else {
             panic!("`{node}` is not eval_chat")

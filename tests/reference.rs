@@ -16,10 +16,10 @@ fn readme_reference_matches_the_code() {
 }
 
 #[test]
-fn the_quickstart_pipeline_runs_and_then_is_cached() {
+fn the_sample_pipeline_runs_and_then_is_cached() {
     let d = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
-    let yaml = std::fs::read_to_string(format!("{root}/pipelines/quickstart.yaml")).unwrap();
+    let yaml = std::fs::read_to_string(format!("{root}/pipelines/sample.yaml")).unwrap();
     std::fs::write(d.path().join("q.yaml"), yaml).unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec!["run", "q.yaml", "--quiet", "--set", &format!("vars.data={root}/data/sample")]
@@ -42,7 +42,7 @@ fn the_quickstart_pipeline_runs_and_then_is_cached() {
             .any(|l| l.starts_with("docs ") && l.contains(" ran ") && l.contains(" 11 ") && l.contains(" 1 ")),
         "{first}"
     );
-    let export = std::fs::read_to_string(d.path().join("runs/quickstart/exports/dev.jsonl")).unwrap();
+    let export = std::fs::read_to_string(d.path().join("runs/sample/exports/dev.jsonl")).unwrap();
     assert!(export.lines().count() > 0 && export.contains("\"topic\":"), "{export}");
     let second = run(&[]);
     assert!(second.lines().skip(1).all(|l| l.contains("cached")), "{second}");

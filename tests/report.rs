@@ -9,9 +9,9 @@ use std::path::Path;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The quickstart plus an `eval` of its model on the notes.
-fn quickstart(dir: &Path) -> std::path::PathBuf {
-    let yaml = std::fs::read_to_string(format!("{ROOT}/pipelines/quickstart.yaml")).unwrap();
+/// The sample pipeline plus an `eval` of its model on the notes.
+fn sample(dir: &Path) -> std::path::PathBuf {
+    let yaml = std::fs::read_to_string(format!("{ROOT}/pipelines/sample.yaml")).unwrap();
     let yaml = yaml.replace("data: data/sample", &format!("data: {ROOT}/data/sample"));
     pipeline(dir, &format!("{yaml}  held_out:\n    op: eval\n    model: lm\n    input: notes\n"))
 }
@@ -25,13 +25,13 @@ fn section<'a>(html: &'a str, id: &str) -> &'a str {
 }
 
 #[test]
-fn the_quickstart_run_writes_a_report_with_each_present_section() {
+fn the_sample_run_writes_a_report_with_each_present_section() {
     let d = tempfile::tempdir().unwrap();
-    let p = quickstart(d.path());
+    let p = sample(d.path());
     let r = kiln_in(d.path(), &["run", p.to_str().unwrap()]);
     r.ok();
-    assert!(r.stderr.contains("report: runs/quickstart/report.html"), "{}", r.stderr);
-    let html = std::fs::read_to_string(d.path().join("runs/quickstart/report.html")).unwrap();
+    assert!(r.stderr.contains("report: runs/sample/report.html"), "{}", r.stderr);
+    let html = std::fs::read_to_string(d.path().join("runs/sample/report.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     // Self-contained: nothing fetched from anywhere.
     for bad in ["src=\"http", "href=\"http", "@import", "<link"] {
@@ -68,18 +68,18 @@ fn the_quickstart_run_writes_a_report_with_each_present_section() {
 
     // A cached re-run rewrites it with the cached status.
     kiln_in(d.path(), &["run", p.to_str().unwrap(), "--quiet"]).ok();
-    let html = std::fs::read_to_string(d.path().join("runs/quickstart/report.html")).unwrap();
+    let html = std::fs::read_to_string(d.path().join("runs/sample/report.html")).unwrap();
     assert!(html.contains(r#"data-node="lm" data-status="cached""#));
 
     // `kiln report` regenerates it without running.
-    std::fs::remove_file(d.path().join("runs/quickstart/report.html")).unwrap();
+    std::fs::remove_file(d.path().join("runs/sample/report.html")).unwrap();
     let r = kiln_in(d.path(), &["report", p.to_str().unwrap()]);
     r.ok();
-    assert_eq!(r.stdout.trim(), "runs/quickstart/report.html");
-    let html = std::fs::read_to_string(d.path().join("runs/quickstart/report.html")).unwrap();
+    assert_eq!(r.stdout.trim(), "runs/sample/report.html");
+    let html = std::fs::read_to_string(d.path().join("runs/sample/report.html")).unwrap();
     assert!(html.contains(r#"data-node="lm" data-status="done""#) && html.contains(r#"<section id="training">"#));
     // No temporary file left beside it.
-    let left: Vec<_> = std::fs::read_dir(d.path().join("runs/quickstart"))
+    let left: Vec<_> = std::fs::read_dir(d.path().join("runs/sample"))
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(".report"))

@@ -73,10 +73,10 @@ fn attr<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
 fn the_report_loads_in_chromium_without_errors_and_shows_its_plots() {
     let Some(bin) = chromium() else { return };
     let d = tempfile::tempdir().unwrap();
-    let yaml = std::fs::read_to_string(format!("{ROOT}/pipelines/quickstart.yaml")).unwrap();
+    let yaml = std::fs::read_to_string(format!("{ROOT}/pipelines/sample.yaml")).unwrap();
     let p = pipeline(d.path(), &yaml.replace("data: data/sample", &format!("data: {ROOT}/data/sample")));
     kiln_in(d.path(), &["run", p.to_str().unwrap(), "--quiet"]).ok();
-    let page = d.path().join("runs/quickstart/report.html");
+    let page = d.path().join("runs/sample/report.html");
     let html = std::fs::read_to_string(&page).unwrap();
     let svgs_in_file = html.matches("<svg").count();
     assert!(svgs_in_file >= 6, "DAG, funnel bars and loss curves");

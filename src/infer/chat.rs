@@ -19,39 +19,8 @@ use std::path::{Path, PathBuf};
 
 pub use super::stop::StopStrings;
 
-/// Who says a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Instructions that frame the conversation; a leading one survives trimming.
-    System,
-    /// The person.
-    User,
-    /// The model.
-    Assistant,
-}
-
-impl Role {
-    /// Parses a role name; OpenAI's `developer` is its newer name for `system`.
-    pub fn parse(s: &str) -> Result<Role, String> {
-        match s {
-            "system" | "developer" => Ok(Role::System),
-            "user" => Ok(Role::User),
-            "assistant" => Ok(Role::Assistant),
-            other => Err(format!(
-                "unknown role `{other}`: kiln's chat template has system, user and assistant"
-            )),
-        }
-    }
-
-    /// The role's name in the template.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
+/// Who says a message: the roles a `chat` artifact holds.
+pub use crate::io::chat::Role;
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,18 @@ pub enum Role {
 }
 
 impl Role {
+    /// Parses a role name; OpenAI's `developer` is its newer name for `system`.
+    pub fn parse(s: &str) -> Result<Role, String> {
+        match s {
+            "system" | "developer" => Ok(Role::System),
+            "user" => Ok(Role::User),
+            "assistant" => Ok(Role::Assistant),
+            other => Err(format!(
+                "unknown role `{other}`: kiln's chat template has system, user and assistant"
+            )),
+        }
+    }
+
     /// The role as stored (`system`, `user`, `assistant`).
     pub fn as_str(self) -> &'static str {
         match self {

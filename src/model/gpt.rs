@@ -82,7 +82,7 @@ enum State {
 }
 
 /// GPT-2 with its parameters, gradients, activations and CPU backend.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Gpt {
     config: GptConfig,
     layout: ParamLayout,

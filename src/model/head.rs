@@ -11,7 +11,7 @@ use super::rng::Rng;
 use super::{Gpt, ModelError};
 
 /// GPT-2 trunk + `score` head.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Scorer {
     /// The trunk (its LM-head weights are kept so the file stays a GPT-2,
     /// but they are not used).
@@ -25,6 +25,9 @@ pub struct Scorer {
     pub offset: f32,
     /// Rows × columns of the last forward.
     shape: Option<(usize, usize)>,
+    /// d(loss)/d(hidden) scratch, `[B·T, C]`, kept between calls so a
+    /// training step allocates nothing once sizes settle.
+    dh: Vec<f32>,
 }
 
 impl Scorer {
@@ -48,6 +51,7 @@ impl Scorer {
             dw,
             offset: 0.0,
             shape: None,
+            dh: Vec::new(),
         }
     }
 
@@ -86,7 +90,9 @@ impl Scorer {
             return Err(ModelError::State("Scorer::backward needs a forward first"));
         };
         let c = self.w.len();
-        let mut dh = vec![0.0f32; b * t * c];
+        self.dh.clear();
+        self.dh.resize(b * t * c, 0.0);
+        let dh = &mut self.dh;
         let hidden = self.gpt.hidden();
         for &(pos, g) in d {
             if pos >= b * t {
@@ -98,7 +104,7 @@ impl Scorer {
                 *dhx += g * wx;
             }
         }
-        self.gpt.backward_from_dhidden(&dh)
+        self.gpt.backward_from_dhidden(dh)
     }
 
     /// Zeroes the trunk's and the head's gradients.

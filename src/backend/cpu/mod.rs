@@ -21,7 +21,7 @@ pub fn has_avx512bf16() -> bool {
 /// CPU matmul backend. Holds the bf16 packing buffers so that, after the
 /// first step at a given size, a matmul allocates nothing of its own (the
 /// `gemm` crate's f32 path keeps its own packing scratch).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CpuBackend {
     /// True when bf16 was requested and the kernel is usable on this CPU.
     bf16_kernel: bool,

@@ -7,6 +7,7 @@ use crate::backend::Precision;
 use crate::exec::sink::{SinkResult, TableSink};
 use crate::exec::store::{Artifact, write_synced};
 use crate::infer::{Decoder, GenerateConfig, SampleConfig, generate};
+use crate::io::chat::{Turns, message_rows};
 use crate::io::docs::Reject;
 use crate::io::writer::FileInfo;
 use crate::model::head::Scorer;
@@ -29,7 +30,7 @@ use std::sync::atomic::Ordering;
 #[derive(Debug, Clone)]
 pub(super) struct PromptRow {
     pub id: String,
-    pub messages: Vec<(String, String)>,
+    pub messages: Turns,
     pub reference: Option<String>,
 }
 
@@ -55,22 +56,13 @@ pub(super) fn read_prompts(a: &Artifact) -> Result<Vec<PromptRow>, NodeError> {
                 .column_by_name("id")
                 .and_then(|c| c.as_string_opt::<i32>())
                 .ok_or_else(|| bad("no Utf8 `id` column"))?;
-            let list = batch
-                .column_by_name("prompt")
-                .and_then(|c| c.as_list_opt::<i32>())
-                .ok_or_else(|| bad("no `prompt` message-list column"))?;
-            let items = list.values().as_struct_opt().ok_or_else(|| bad("`prompt` items are not structs"))?;
-            let field = |n: &str| items.column_by_name(n).and_then(|c| c.as_string_opt::<i32>());
-            let (role, content) = field("role")
-                .zip(field("content"))
-                .ok_or_else(|| bad("`prompt` items lack Utf8 `role`/`content`"))?;
+            let prompt = batch.column_by_name("prompt").ok_or_else(|| bad("no `prompt` column"))?;
+            let turns = message_rows(prompt.as_ref(), "prompt").map_err(|e| bad(&e))?;
             let reference = batch.column_by_name("reference").and_then(|c| c.as_string_opt::<i32>());
-            let offsets = list.value_offsets();
-            for i in 0..batch.num_rows() {
-                let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+            for (i, messages) in turns.into_iter().enumerate() {
                 out.push(PromptRow {
                     id: ids.value(i).to_string(),
-                    messages: (s..e).map(|j| (role.value(j).to_string(), content.value(j).to_string())).collect(),
+                    messages: messages.unwrap_or_default(),
                     reference: reference.filter(|r| r.is_valid(i)).map(|r| r.value(i).to_string()),
                 });
             }
@@ -195,23 +187,29 @@ pub(super) fn ppo(ctx: &Ctx, p: &PpoParams) -> Result<Output, NodeError> {
             same_tokenizer(pol, r, "reference")?;
             hf::load(&r.dir, Precision::F32).map_err(model_err)?
         }
-        None => hf::load(&pol.dir, Precision::F32).map_err(model_err)?,
+        None => policy.clone(),
     };
     let rows = read_prompts(prompts_art)?;
-    let reward = match (ctx.inputs.get("reward_model"), p.verify) {
-        (Some(rm), _) => {
-            same_tokenizer(pol, rm, "reward model")?;
-            Reward::Model(Box::new(load_scorer(&rm.dir)?))
+    let rm = match ctx.inputs.get("reward_model") {
+        Some(a) => {
+            same_tokenizer(pol, a, "reward model")?;
+            Some(load_scorer(&a.dir)?)
         }
-        (None, Some(mode)) => verify_reward(&rows, &enc, &sp, mode)?,
-        (None, None) => return Err(NodeError::Failed("set `reward_model` or `verify`".into())),
+        None => None,
     };
-    let value = match ctx.inputs.get("value_model").or(ctx.inputs.get("reward_model")) {
-        Some(v) => {
+    // The value model starts as the reward model unless told otherwise.
+    let value = match (ctx.inputs.get("value_model"), &rm) {
+        (Some(v), _) => {
             same_tokenizer(pol, v, "value model")?;
             load_scorer(&v.dir)?
         }
-        None => Scorer::new(hf::load(&pol.dir, Precision::F32).map_err(model_err)?, ctx.pipeline.seed),
+        (None, Some(rm)) => rm.clone(),
+        (None, None) => Scorer::new(policy.clone(), ctx.pipeline.seed),
+    };
+    let reward = match (rm, p.verify) {
+        (Some(rm), _) => Reward::Model(Box::new(rm)),
+        (None, Some(mode)) => verify_reward(&rows, &enc, &sp, mode)?,
+        (None, None) => return Err(NodeError::Failed("set `reward_model` or `verify`".into())),
     };
     let block = policy.config().block_size;
     let (ok, rejects) = encode_prompts(&rows, &enc, &sp, block, p.response_length, &ctx.node.id);
@@ -349,14 +347,12 @@ pub(super) fn ppo(ctx: &Ctx, p: &PpoParams) -> Result<Output, NodeError> {
         "final": Value::Object(last),
     }});
     let mut out = finish_model(ctx, &trainer.policy, &pol.dir.join("tokenizer.json"), stats, json!({}))?;
-    for name in ["samples.jsonl"] {
-        if let Ok(meta) = std::fs::metadata(ctx.out.join(name)) {
-            out.table.files.push(FileInfo {
-                name: name.into(),
-                rows: 0,
-                bytes: meta.len(),
-            });
-        }
+    if let Ok(meta) = std::fs::metadata(&samples_path) {
+        out.table.files.push(FileInfo {
+            name: "samples.jsonl".into(),
+            rows: 0,
+            bytes: meta.len(),
+        });
     }
     out.table.rejected_files = sink.rejected_files;
     out.table.rejected_rows = sink.rejected_rows;

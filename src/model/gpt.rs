@@ -295,6 +295,7 @@ impl Gpt {
         } = self.config;
         let vp = self.config.padded_vocab();
         let (p, pl) = (&self.params, &self.layout);
+        let amx = self.backend.uses_amx();
         let be = &mut self.backend;
         let acts = &mut self.acts[..];
         let tm = &mut self.timings;
@@ -317,7 +318,7 @@ impl Gpt {
             matmul::forward(be, qkv, 3 * c, ln1, w(Kind::QkvW, l), Some(w(Kind::QkvB, l)), None, c, 3 * c);
             clk.lap(tm, Cat::MatmulFwd);
             let [atty, lse, qkv] = carve(acts, [lr(&a.atty), lr(&a.att_lse), lr(&a.qkv)]);
-            attention::forward(atty, lse, qkv, b, t, nh, &mut self.attn_scratch);
+            attention::forward(atty, lse, qkv, b, t, nh, &mut self.attn_scratch, amx);
             clk.lap(tm, Cat::AttnFwd);
             let [res2, atty, x] = carve(acts, [lr(&a.residual2), lr(&a.atty), resid]);
             matmul::forward(be, res2, c, atty, w(Kind::AttProjW, l), Some(w(Kind::AttProjB, l)), Some(x), c, c);
@@ -490,6 +491,7 @@ impl Gpt {
             ..
         } = self.config;
         let (p, pl) = (&self.params, &self.layout);
+        let amx = self.backend.uses_amx();
         let be = &mut self.backend;
         let acts = &mut self.acts[..];
         let grads = &mut self.grads[..];
@@ -549,7 +551,7 @@ impl Gpt {
             matmul::backward(be, datty, false, dw, Some(db), dres, c, atty, w(Kind::AttProjW, l), c, c);
             clk.lap(tm, Cat::MatmulBwd);
             let [dqkv, datty, qkv, atty, lse] = carve(acts, [dbig3.clone(), a.dsmall.clone(), lr(&a.qkv), lr(&a.atty), lr(&a.att_lse)]);
-            attention::backward(dqkv, datty, qkv, atty, lse, b, t, nh, &mut self.attn_scratch);
+            attention::backward(dqkv, datty, qkv, atty, lse, b, t, nh, &mut self.attn_scratch, amx);
             clk.lap(tm, Cat::AttnBwd);
             let [dln1, dqkv, ln1] = carve(acts, [a.dsmall.clone(), dbig3, lr(&a.ln1)]);
             let [dw, db] = carve(grads, g2(Kind::QkvW, Kind::QkvB, l));

@@ -46,7 +46,7 @@ pub fn from_bf16_bits(h: u16) -> f32 {
 
 /// The pair `(lo, hi)` as one u32 of two bf16 halves.
 #[inline(always)]
-fn pair(lo: f32, hi: f32) -> u32 {
+pub(super) fn pair(lo: f32, hi: f32) -> u32 {
     to_bf16_bits(lo) as u32 | ((to_bf16_bits(hi) as u32) << 16)
 }
 
@@ -291,7 +291,7 @@ mod tests {
             println!("skipping: CPU lacks AVX512-BF16");
             return;
         }
-        let mut be = CpuBackend::new(Precision::Bf16);
+        let mut be = CpuBackend::bf16_without_amx();
         assert_eq!(be.precision(), Precision::Bf16);
         for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (9, 31, 64), (17, 65, 33), (70, 100, 129)] {
             let a = data(m * k, m as u64);

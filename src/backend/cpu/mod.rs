@@ -1,7 +1,10 @@
 //! The CPU backend: f32 matmuls through the `gemm` crate, bf16 matmuls
-//! through our own AVX512-BF16 kernel (`bf16.rs`), both parallelised on the
-//! current rayon pool so the engine's `--threads` governs them.
+//! through our own kernels, AMX (`amx.rs`) where the CPU and OS allow it and
+//! AVX512-BF16 (`bf16.rs`) otherwise, all parallelised on the current rayon
+//! pool so the engine's `--threads` governs them.
 
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod bf16;
 
 use super::{Backend, MatRef, Precision};
@@ -25,6 +28,8 @@ pub fn has_avx512bf16() -> bool {
 pub struct CpuBackend {
     /// True when bf16 was requested and the kernel is usable on this CPU.
     bf16_kernel: bool,
+    /// True when the bf16 kernel may use AMX tiles (see `amx::available`).
+    amx: bool,
     pack_a: Vec<u32>,
     pack_b: Vec<u32>,
 }
@@ -33,8 +38,10 @@ impl CpuBackend {
     /// A backend for `precision`; a `Bf16` request falls back to f32 on CPUs
     /// without AVX512-BF16 (check [`Backend::precision`] to see which one is in effect).
     pub fn new(precision: Precision) -> Self {
+        let bf16_kernel = precision == Precision::Bf16 && has_avx512bf16();
         CpuBackend {
-            bf16_kernel: precision == Precision::Bf16 && has_avx512bf16(),
+            bf16_kernel,
+            amx: bf16_kernel && amx_available(),
             pack_a: Vec::new(),
             pack_b: Vec::new(),
         }
@@ -45,9 +52,35 @@ impl CpuBackend {
     pub fn bf16_without_kernel() -> Self {
         CpuBackend {
             bf16_kernel: false,
+            amx: false,
             pack_a: Vec::new(),
             pack_b: Vec::new(),
         }
+    }
+
+    /// A `Bf16` backend that never uses AMX, so the AVX512-BF16 kernel can be
+    /// tested and compared on a machine that has AMX.
+    pub fn bf16_without_amx() -> Self {
+        CpuBackend {
+            amx: false,
+            ..Self::new(Precision::Bf16)
+        }
+    }
+
+    /// Whether bf16 matmuls of at least 16 × 16 run on AMX tiles.
+    pub fn uses_amx(&self) -> bool {
+        self.amx
+    }
+}
+
+fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        amx::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -67,6 +100,11 @@ impl Backend for CpuBackend {
                     c[r * ldc..r * ldc + n].fill(0.0);
                 }
             }
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.amx && m >= amx::MIN_M && n >= amx::MIN_N {
+            amx::matmul(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
             return;
         }
         #[cfg(target_arch = "x86_64")]
@@ -129,6 +167,37 @@ pub fn gemm_f32(m: usize, n: usize, k: usize, c: &mut [f32], ldc: usize, accumul
             par,
         );
     }
+}
+
+/// [`gemm_f32_raw`], or with `amx` its AMX bf16 counterpart
+/// (`amx::gemm_raw`) when the product is big enough to fill tiles; `amx`
+/// must come from [`CpuBackend::uses_amx`].
+///
+/// # Safety
+/// As [`gemm_f32_raw`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_raw(
+    amx: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    alpha: f32,
+    a: (*const f32, usize, usize),
+    b: (*const f32, usize, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if amx && m >= amx::MIN_M && n >= amx::MIN_N && k >= amx::MIN_K {
+        // SAFETY: `amx` implies `amx::available()`; sizes are non-zero; the
+        // rest is the caller's contract.
+        unsafe { amx::gemm_raw(m, n, k, c, ldc, accumulate, alpha, a, b) };
+        return;
+    }
+    let _ = amx;
+    // SAFETY: the caller's contract.
+    unsafe { gemm_f32_raw(m, n, k, c, ldc, accumulate, alpha, a, b) }
 }
 
 /// Serial f32 GEMM on raw strided pointers, for callers that write disjoint

@@ -30,6 +30,11 @@ pub struct Item {
     pub suffix: String,
     /// Wrong references of the same type, for rejected replies.
     pub wrong: Vec<String>,
+    /// True sentences that answer a different question (another relation
+    /// of the same subject, the other operation, the distractor's fact),
+    /// none containing the reference: rejected replies that teach a reward
+    /// model relevance, not just truth.
+    pub off_topic: Vec<String>,
 }
 
 impl Item {
@@ -145,6 +150,7 @@ pub fn fact_items(w: &World) -> Vec<Item> {
                 reference: reference.to_string(),
                 suffix: suffix.to_string(),
                 wrong: wrong.clone(),
+                off_topic: Vec::new(),
             });
         }
     };
@@ -236,7 +242,45 @@ pub fn fact_items(w: &World) -> Vec<Item> {
             others(JOBS.into_iter(), p.job),
         );
     }
+    // Off-topic replies: the answers about the same subject to the other
+    // relations (the answer sentence starts with or names the subject).
+    let answers: Vec<(&'static str, String, String)> = out.iter().map(|it| (it.relation, it.prefix.clone(), it.answer())).collect();
+    for it in &mut out {
+        let mut off: Vec<String> = answers
+            .iter()
+            .filter(|(rel, prefix, a)| *rel != it.relation && shares_subject(prefix, &it.prefix) && !says(a, &it.reference))
+            .map(|(_, _, a)| a.clone())
+            .collect();
+        off.sort();
+        off.dedup();
+        it.off_topic = off;
+    }
     out
+}
+
+/// Whether `sentence` contains `reference` as words, the way `eval_chat`'s
+/// `match: contains` would count it right.
+fn says(sentence: &str, reference: &str) -> bool {
+    crate::train::verify::matches(sentence, reference, crate::spec::ops::MatchMode::Contains)
+}
+
+/// Whether two answer prefixes are about the same entity: the entity is the
+/// prefix's first capitalised word after "of" ("The capital of Vith is "),
+/// or its first word ("Vavol is known for ").
+fn shares_subject(a: &str, b: &str) -> bool {
+    fn subject(p: &str) -> &str {
+        let p = p.trim_end();
+        match p.split_once(" of ") {
+            Some((_, rest)) => rest.split(" is").next().unwrap_or(rest),
+            None => p
+                .split(" is ")
+                .next()
+                .and_then(|x| x.split(" lives").next())
+                .and_then(|x| x.split(" was").next())
+                .unwrap_or(p),
+        }
+    }
+    subject(a) == subject(b)
 }
 
 const PLUS_Q: [&str; 4] = [
@@ -281,6 +325,15 @@ pub fn arith_items() -> Vec<Item> {
                         reference: result.to_string(),
                         suffix: ".".into(),
                         wrong: near_numbers(result),
+                        // The other operation on the same numbers.
+                        off_topic: [
+                            (a + b < 20).then(|| format!("{a} plus {b} is {}.", a + b)),
+                            (b <= a).then(|| format!("{a} minus {b} is {}.", a - b)),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| !x.starts_with(&format!("{a} {relation} ")) && !says(x, &result.to_string()))
+                        .collect(),
                     });
                 }
             }
@@ -389,6 +442,9 @@ pub fn grounded_item(rng: &mut Rng, w: &World, names: &[String]) -> Item {
             wrong.push(x);
         }
     }
+    // Off topic: the same fact about the other person (the distractor's
+    // sentence when the prompt has one): true, but not what was asked.
+    let off_topic = [other_fact].into_iter().filter(|x| !says(x, &reference)).collect();
     Item {
         family: "grounded",
         relation,
@@ -397,6 +453,7 @@ pub fn grounded_item(rng: &mut Rng, w: &World, names: &[String]) -> Item {
         reference,
         suffix,
         wrong,
+        off_topic,
     }
 }
 

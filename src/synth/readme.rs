@@ -80,7 +80,10 @@ pub fn readme(g: &Generated, seed: u64, scale: f64) -> String {
          - `prefs.jsonl` — {} pairs (`format: preferences`): `{{id, prompt, chosen,\n  \
            rejected, rejected_kind, reference, family}}`; `chosen` is the correct\n  \
            answer sentence, `rejected` the same sentence with a wrong entity or\n  \
-           number (`rejected_kind: wrong`) or an unhelpful reply (`unhelpful`).\n\
+           number (`rejected_kind: wrong`), a true sentence that answers another\n  \
+           question (`off_topic`: another relation of the same subject, the\n  \
+           other operation, the distractor's fact) or an unhelpful reply\n  \
+           (`unhelpful`).\n\
          - `ranked.jsonl` — {} rows `{{id, prompt, responses, kinds, reference,\n  \
            family}}`: three or four replies best to worst, `kinds` naming them\n  \
            (`correct`, `terse` = right but not in the answer format, `wrong`,\n  \
@@ -104,8 +107,9 @@ pub fn readme(g: &Generated, seed: u64, scale: f64) -> String {
            distractor about someone else (\"Mira lives in Dornap. Where does\n  \
            Mira live?\" → \"Mira lives in Dornap.\"). Held-out prompts use first\n  \
            names that occur in no other file, so only copying generalises.\n\n\
-         No question occurs in two files; facts are shared (a held-out question\n\
-         asks a fact that training files ask in other words).\n",
+         No held-out or RL question occurs in another file (preference pairs may\n\
+         repeat an SFT question); facts are shared (a held-out question asks a\n\
+         fact that training files ask in other words).\n",
         g.pages.len(),
         kind_list.join(", "),
         sp.sft.len(),

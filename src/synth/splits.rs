@@ -1,7 +1,9 @@
 //! The question–answer files, drawn from the item pools of [`super::qa`]
-//! so that no question string occurs in two files: held-out and RL prompts
-//! are drawn first (so they get their share of closed-book facts), then the
-//! ranked lists, preference pairs and SFT conversations.
+//! so that no held-out or RL question string occurs in any other file:
+//! held-out and RL prompts are drawn first (so they get their share of
+//! closed-book facts), then the SFT conversations and ranked lists (no
+//! question twice), and the preference pairs (which may repeat an SFT or
+//! ranked question).
 
 use super::qa::{Item, UNHELPFUL, arith_items, fact_items, grounded_item};
 use super::world::{World, below, pick, shuffle};
@@ -26,7 +28,7 @@ pub struct Splits {
 
 /// Row counts at scale 1.
 const SFT: f64 = 1500.0;
-const PREFS: f64 = 1500.0;
+const PREFS: f64 = 3000.0;
 const RANKED: f64 = 300.0;
 const RL: f64 = 500.0;
 const HELDOUT: f64 = 200.0;
@@ -135,11 +137,22 @@ pub fn build(w: &World, seed: u64, scale: f64) -> Splits {
         s.rl.push(prompt_row(format!("rl-{i:04}"), it));
     }
     let names = w.train_names.clone();
-    let ranked_items = pools.draw(count(RANKED, scale), 0.2, 0.3, &names);
-    let pref_items = pools.draw(count(PREFS, scale), 0.2, 0.3, &names);
+    // The preference pairs draw from their own copy of what evaluation and
+    // RL left: they may repeat an SFT question (both are training data, and
+    // a reward model needs many fact and sum pairs to judge them), never a
+    // held-out or RL one.
+    let mut pref_pools = Pools {
+        rng: Rng::new(seed ^ 0x9E37_79B9),
+        w,
+        facts: pools.facts.clone(),
+        arith: pools.arith.clone(),
+        seen: pools.seen.clone(),
+    };
     // SFT conversations have one to three turns: about 1.33 items each.
     let n_sft = count(SFT, scale);
     let sft_items = pools.draw(n_sft + n_sft / 3 + 8, 0.25, 0.3, &names);
+    let ranked_items = pools.draw(count(RANKED, scale), 0.2, 0.3, &names);
+    let pref_items = pref_pools.draw(count(PREFS, scale), 0.2, 0.3, &names);
     let rng = &mut pools.rng;
     for (i, it) in ranked_items.iter().enumerate() {
         let wrong = it.answer_with(pick::<String>(rng, &it.wrong));
@@ -162,11 +175,18 @@ pub fn build(w: &World, seed: u64, scale: f64) -> Splits {
         }));
     }
     for (i, it) in pref_items.iter().enumerate() {
-        // Seven in ten are wrong answers in the right format: the hard case for a reward model.
-        let (rejected, kind) = if below(rng, 10) < 7 {
-            (it.answer_with(pick::<String>(rng, &it.wrong)), "wrong")
-        } else {
+        // Over half are wrong answers in the right format, the hard case
+        // for a reward model; a quarter answer another question (without
+        // them a reward model learns to like any true-sounding sentence,
+        // and PPO answers "What is X's job?" with where X lives); the rest
+        // are unhelpful.
+        let roll = below(rng, 20);
+        let (rejected, kind) = if roll < 4 {
             (pick(rng, &UNHELPFUL).to_string(), "unhelpful")
+        } else if roll < 9 && !it.off_topic.is_empty() {
+            (pick::<String>(rng, &it.off_topic).clone(), "off_topic")
+        } else {
+            (it.answer_with(pick::<String>(rng, &it.wrong)), "wrong")
         };
         s.prefs.push(json!({
             "id": format!("pref-{i:04}"),

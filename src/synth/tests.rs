@@ -110,9 +110,16 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
             row["chosen"].as_str().unwrap(),
             row["rejected"].as_str().unwrap(),
         );
+        let reference = row["reference"].as_str().unwrap();
         assert!(is_right(&facts, q, c), "chosen {c:?} is wrong for {q:?}");
-        assert!(!is_right(&facts, q, r), "rejected {r:?} is right for {q:?}");
-        assert!(c.contains(row["reference"].as_str().unwrap()));
+        assert!(c.contains(reference));
+        if row["rejected_kind"] == "off_topic" {
+            // A true sentence, but about another relation, operation or person.
+            let counted_right = crate::train::verify::matches(r, reference, crate::spec::ops::MatchMode::Contains);
+            assert!(!counted_right && r != c, "off-topic {r:?} answers {q:?}");
+        } else {
+            assert!(!is_right(&facts, q, r), "rejected {r:?} is right for {q:?}");
+        }
         checked += 1;
     }
     for row in &s.ranked {
@@ -139,7 +146,7 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
     // Each file's size and its families are as the README says.
     assert_eq!(
         (s.sft.len(), s.prefs.len(), s.ranked.len(), s.rl.len(), s.heldout.len()),
-        (1500, 1500, 300, 500, 200)
+        (1500, 3000, 300, 500, 200)
     );
     for family in ["fact", "arith", "grounded"] {
         assert!(s.heldout.iter().filter(|r| r["family"] == family).count() >= 50, "{family}");
@@ -149,7 +156,7 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
 }
 
 #[test]
-fn no_question_is_in_two_files_and_held_out_names_are_unseen() {
+fn held_out_and_rl_questions_are_in_no_other_file_and_held_out_names_are_unseen() {
     let g = world();
     let s = &g.splits;
     let questions = |rows: &[Value]| -> BTreeSet<String> {
@@ -170,6 +177,11 @@ fn no_question_is_in_two_files_and_held_out_names_are_unseen() {
     let sets: Vec<(&str, BTreeSet<String>)> = files.iter().map(|(n, rows)| (*n, questions(rows))).collect();
     for (i, (a, qa)) in sets.iter().enumerate() {
         for (b, qb) in &sets[i + 1..] {
+            // Preference pairs may repeat an SFT or ranked question (both
+            // training data); nothing else is shared.
+            if *a == "sft" && *b == "prefs" || *a == "prefs" && *b == "ranked" {
+                continue;
+            }
             let shared: Vec<&String> = qa.intersection(qb).take(3).collect();
             assert!(shared.is_empty(), "{a} and {b} share questions: {shared:?}");
         }

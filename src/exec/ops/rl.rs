@@ -1,7 +1,7 @@
 //! `ppo` and `eval_chat`: the engine side of RLHF and of answering
 //! held-out prompts.
 
-use super::model::{finish_model, input};
+use super::model::{finish_model, input, precision};
 use super::{Ctx, NodeError, Output};
 use crate::backend::Precision;
 use crate::exec::sink::{SinkResult, TableSink};
@@ -79,8 +79,8 @@ pub(super) fn read_prompts(a: &Artifact) -> Result<Vec<PromptRow>, NodeError> {
 
 /// Loads a reward model directory as a [`Scorer`], its normalisation
 /// offset (if any) applied to every score.
-pub(super) fn load_scorer(dir: &Path) -> Result<Scorer, NodeError> {
-    let (mut s, offset) = hf::load_scorer(dir, Precision::F32).map_err(model_err)?;
+pub(super) fn load_scorer(dir: &Path, precision: Precision) -> Result<Scorer, NodeError> {
+    let (mut s, offset) = hf::load_scorer(dir, precision).map_err(model_err)?;
     s.offset = offset as f32;
     Ok(s)
 }
@@ -181,11 +181,12 @@ pub(super) fn ppo(ctx: &Ctx, p: &PpoParams) -> Result<Output, NodeError> {
             "the tokenizer's end and pad tokens are the same id; PPO needs them apart".into(),
         ));
     }
-    let policy = hf::load(&pol.dir, Precision::F32).map_err(model_err)?;
+    let prec = precision(p.precision);
+    let policy = hf::load(&pol.dir, prec).map_err(model_err)?;
     let reference = match ctx.inputs.get("reference") {
         Some(r) => {
             same_tokenizer(pol, r, "reference")?;
-            hf::load(&r.dir, Precision::F32).map_err(model_err)?
+            hf::load(&r.dir, prec).map_err(model_err)?
         }
         None => policy.clone(),
     };
@@ -193,7 +194,7 @@ pub(super) fn ppo(ctx: &Ctx, p: &PpoParams) -> Result<Output, NodeError> {
     let rm = match ctx.inputs.get("reward_model") {
         Some(a) => {
             same_tokenizer(pol, a, "reward model")?;
-            Some(load_scorer(&a.dir)?)
+            Some(load_scorer(&a.dir, prec)?)
         }
         None => None,
     };
@@ -201,7 +202,7 @@ pub(super) fn ppo(ctx: &Ctx, p: &PpoParams) -> Result<Output, NodeError> {
     let value = match (ctx.inputs.get("value_model"), &rm) {
         (Some(v), _) => {
             same_tokenizer(pol, v, "value model")?;
-            load_scorer(&v.dir)?
+            load_scorer(&v.dir, prec)?
         }
         (None, Some(rm)) => rm.clone(),
         (None, None) => Scorer::new(policy.clone(), ctx.pipeline.seed),
@@ -425,11 +426,12 @@ pub(super) fn eval_chat(ctx: &Ctx, p: &EvalChatParams) -> Result<Output, NodeErr
     let end = sp
         .end
         .ok_or_else(|| NodeError::Failed("the model's tokenizer has no `<|end|>` token".into()))?;
-    let model = hf::load(&m.dir, Precision::F32).map_err(model_err)?;
+    let prec = precision(p.precision);
+    let model = hf::load(&m.dir, prec).map_err(model_err)?;
     let mut rm = match ctx.inputs.get("reward_model") {
         Some(r) => {
             same_tokenizer(m, r, "reward model")?;
-            Some(load_scorer(&r.dir)?)
+            Some(load_scorer(&r.dir, prec)?)
         }
         None => None,
     };
@@ -511,7 +513,7 @@ pub(super) fn eval_chat(ctx: &Ctx, p: &EvalChatParams) -> Result<Output, NodeErr
 /// stopping at `<|end|>`.
 fn answer(model: &Gpt, prompts: &[Vec<u32>], p: &EvalChatParams, end: u32, seed: u64) -> Result<Vec<crate::infer::Generation>, NodeError> {
     let block = model.config().block_size;
-    let mut dec = Decoder::new(model, prompts.len(), block, Precision::F32).map_err(|e| e.to_string())?;
+    let mut dec = Decoder::new(model, prompts.len(), block, model.precision()).map_err(|e| e.to_string())?;
     let cfg = GenerateConfig {
         max_new_tokens: p.max_new_tokens,
         sampling: SampleConfig {

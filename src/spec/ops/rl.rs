@@ -1,6 +1,7 @@
 //! Parameters of `ppo` (RLHF) and `eval_chat` (answers to held-out prompts).
 
 use super::RangeProblem;
+use super::train::PrecisionName;
 use crate::train::ppo::gae::KlEstimator;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,9 @@ pub struct PpoParams {
     /// Weight of the pretraining loss when `ptx` is set.
     #[serde(default = "d_ptx")]
     pub ptx_coef: f32,
+    /// Matmul precision of every model PPO runs (policy, reference, reward and value models).
+    #[serde(default)]
+    pub precision: PrecisionName,
     /// PPO steps (each: one batch of rollouts, then the update).
     #[serde(default = "d_steps")]
     pub steps: u64,
@@ -251,6 +255,9 @@ pub struct EvalChatParams {
     /// Prompts generated together.
     #[serde(default = "d_batch")]
     pub batch_size: usize,
+    /// Matmul precision of the model and the reward model.
+    #[serde(default)]
+    pub precision: PrecisionName,
 }
 
 impl EvalChatParams {

@@ -11,7 +11,7 @@ pub enum PrecisionName {
     /// fp32 everywhere.
     #[default]
     F32,
-    /// bf16 matmul operands with fp32 accumulation (AVX512-BF16 where the CPU has it); fp32 master weights and optimizer state.
+    /// bf16 matmul operands with fp32 accumulation (AMX or AVX512-BF16 where the CPU has it); fp32 master weights and optimizer state.
     Bf16,
 }
 

@@ -31,7 +31,6 @@ use self::loss::{policy_loss, value_loss};
 use super::adamw::{AdamW, AdamWConfig, grad_norm};
 use super::schedule::Schedule;
 use super::seq::{SeqBatch, entropies, logprob_backward, token_logprobs};
-use crate::backend::Precision;
 use crate::infer::{Decoder, Finish, GenerateConfig, SampleConfig, generate};
 use crate::model::Gpt;
 use crate::model::head::Scorer;
@@ -264,7 +263,7 @@ impl Ppo {
     /// Samples one response per prompt from the policy.
     pub fn rollout(&self, prompts: &[Vec<u32>]) -> Result<Vec<Episode>, String> {
         let t_max = self.policy.config().block_size;
-        let mut dec = Decoder::new(&self.policy, prompts.len(), t_max, Precision::F32).map_err(|e| e.to_string())?;
+        let mut dec = Decoder::new(&self.policy, prompts.len(), t_max, self.policy.precision()).map_err(|e| e.to_string())?;
         let gen_cfg = GenerateConfig {
             max_new_tokens: self.cfg.response_length,
             sampling: SampleConfig {

@@ -1,5 +1,6 @@
 // ok: test module
 use super::*;
+use crate::backend::Precision;
 use crate::model::GptConfig;
 use crate::train::ScheduleKind;
 

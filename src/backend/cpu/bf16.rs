@@ -17,6 +17,8 @@
 #[cfg(target_arch = "x86_64")]
 use super::super::MatRef;
 #[cfg(target_arch = "x86_64")]
+use super::SendPtr;
+#[cfg(target_arch = "x86_64")]
 use rayon::prelude::*;
 
 /// Rows per micro-tile.
@@ -66,24 +68,6 @@ pub fn reference(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32>
         }
     }
     out
-}
-
-/// Pointer wrapper so parallel tasks can write disjoint tiles of `c`.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: every task writes a disjoint set of rows × columns of c (see `matmul`).
-#[cfg(target_arch = "x86_64")]
-unsafe impl Send for SendPtr {}
-#[cfg(target_arch = "x86_64")]
-unsafe impl Sync for SendPtr {}
-
-#[cfg(target_arch = "x86_64")]
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Packs `view` (`[rows, k]`) into panels of `w` rows of k-pairs (see the
@@ -271,10 +255,7 @@ mod tests {
     use super::*;
     use crate::backend::{Backend, CpuBackend, Precision, cpu::has_avx512bf16};
 
-    fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = crate::model::rng::Rng::new(seed);
-        (0..len).map(|_| rng.normal() as f32).collect()
-    }
+    use crate::backend::cpu::test_data as data;
 
     #[test]
     fn rounding_is_nearest_even() {

@@ -9,6 +9,30 @@ pub mod bf16;
 
 use super::{Backend, MatRef, Precision};
 
+/// A raw pointer that parallel tasks share to write disjoint parts of one
+/// buffer (tiles of a matmul output, tiles of a packed operand). Each user
+/// states why its tasks' writes are disjoint.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+// SAFETY: only a pointer is shared; every use writes a disjoint part of the
+// buffer from each task (see the callers).
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Normal(0, 1) test data from a seed, shared by the kernels' tests.
+#[cfg(test)]
+pub(crate) fn test_data(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = crate::model::rng::Rng::new(seed);
+    (0..len).map(|_| rng.normal() as f32).collect()
+}
+
 /// Whether this CPU can run the AVX512-BF16 kernel (`vdpbf16ps`).
 pub fn has_avx512bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -274,10 +298,7 @@ mod tests {
         out
     }
 
-    fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = crate::model::rng::Rng::new(seed);
-        (0..len).map(|_| rng.normal() as f32).collect()
-    }
+    use super::test_data as data;
 
     #[test]
     fn f32_gemm_handles_transposed_views_and_accumulation() {

@@ -35,6 +35,7 @@
 mod pack;
 
 use super::super::MatRef;
+use super::SendPtr;
 use rayon::prelude::*;
 use std::arch::asm;
 use std::sync::OnceLock;
@@ -98,20 +99,6 @@ impl TileConfig {
             c[48 + t] = T as u8; // rows
         }
         TileConfig(c)
-    }
-}
-
-/// Pointer wrapper so parallel tasks can write disjoint blocks of `c`.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: every task writes a disjoint set of blocks of c (see `matmul`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 
@@ -271,6 +258,27 @@ pub unsafe fn gemm_raw(
     });
 }
 
+/// Stores the accumulator tiles tmm0–3 as a 32 × 32 f32 block at `c` with
+/// row stride `ldc` (in f32).
+///
+/// # Safety
+/// `c` must address 32 writable rows of 32 f32 at stride `ldc`.
+unsafe fn store_block(c: *mut f32, ldc: usize) {
+    // SAFETY: the four stores cover rows 0..32 × columns 0..32 of the block.
+    unsafe {
+        asm!(
+            "tilestored [{c} + {s}*1], tmm0",
+            "tilestored [{c} + {s}*1 + 64], tmm1",
+            "tilestored [{c2} + {s}*1], tmm2",
+            "tilestored [{c2} + {s}*1 + 64], tmm3",
+            c = in(reg) c,
+            c2 = in(reg) c.add(T * ldc),
+            s = in(reg) ldc * 4,
+            options(nostack),
+        );
+    }
+}
+
 /// One 32 × 32 block: `c[0..mr, 0..nr] = (accumulate ? c : 0) + alpha · A-panels · B-panels`.
 ///
 /// # Safety
@@ -327,30 +335,11 @@ unsafe fn block(k2p: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usiz
             );
         }
         if full {
-            asm!(
-                "tilestored [{c} + {s}*1], tmm0",
-                "tilestored [{c} + {s}*1 + 64], tmm1",
-                "tilestored [{c2} + {s}*1], tmm2",
-                "tilestored [{c2} + {s}*1 + 64], tmm3",
-                c = in(reg) c,
-                c2 = in(reg) c.add(T * ldc),
-                s = in(reg) stride_c,
-                options(nostack),
-            );
+            store_block(c, ldc);
             return;
         }
         let mut buf = [[0.0f32; BLK]; BLK];
-        let p = buf.as_mut_ptr() as *mut f32;
-        asm!(
-            "tilestored [{c} + {s}*1], tmm0",
-            "tilestored [{c} + {s}*1 + 64], tmm1",
-            "tilestored [{c2} + {s}*1], tmm2",
-            "tilestored [{c2} + {s}*1 + 64], tmm3",
-            c = in(reg) p,
-            c2 = in(reg) p.add(T * BLK),
-            s = in(reg) BLK * 4,
-            options(nostack),
-        );
+        store_block(buf.as_mut_ptr() as *mut f32, BLK);
         for (r, row) in buf.iter().enumerate().take(mr) {
             let dst = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
             if accumulate {
@@ -372,10 +361,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu::bf16::reference;
 
-    fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = crate::model::rng::Rng::new(seed);
-        (0..len).map(|_| rng.normal() as f32).collect()
-    }
+    use crate::backend::cpu::test_data as data;
 
     #[test]
     fn amx_matches_scalar_reference_on_every_layout_and_tail() {

@@ -11,6 +11,7 @@
 
 use super::T;
 use crate::backend::MatRef;
+use crate::backend::cpu::SendPtr;
 use crate::backend::cpu::bf16::pair;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -61,20 +62,6 @@ pub(super) fn pack(rows: usize, k: usize, k2p: usize, view: MatRef<'_>, out: &mu
         out.par_chunks_mut(T * k2p).enumerate().for_each(panel);
     } else {
         out.chunks_mut(T * k2p).enumerate().for_each(panel);
-    }
-}
-
-/// Pointer wrapper so the k-block tasks can write their disjoint tiles.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut u32);
-// SAFETY: each task writes only the tiles of its own k-block (see `pack`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut u32 {
-        self.0
     }
 }
 

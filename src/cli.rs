@@ -1,5 +1,6 @@
 //! Output of the look-at-a-pipeline commands: graph, status, inspect.
 
+use kiln::exec::node::{done_parts, existing_part_sets};
 use kiln::exec::plan::{State, plan};
 use kiln::exec::report::human_bytes;
 use kiln::exec::store;
@@ -118,6 +119,22 @@ pub fn status_table(p: &Pipeline) -> String {
             State::Stale(why) => why.join("; "),
             State::Missing => "not built".into(),
         };
+        // Shards finished so far, for a node being built by shard jobs.
+        let detail = match &pl.state {
+            State::Done => detail,
+            _ => {
+                let sets = existing_part_sets(&p.workdir, &pl.id, &pl.fingerprint);
+                let progress: Vec<String> = sets
+                    .iter()
+                    .map(|&n| format!("{}/{n} shards done", done_parts(&p.workdir, &pl.id, &pl.fingerprint, n).len()))
+                    .collect();
+                if progress.is_empty() {
+                    detail
+                } else {
+                    format!("{}; {detail}", progress.join(", "))
+                }
+            }
+        };
         out.push_str(&format!(
             "{:<20} {:<8} {:<11} {:<8} {}\n",
             pl.id,
@@ -126,6 +143,12 @@ pub fn status_table(p: &Pipeline) -> String {
             pl.state.word(),
             detail
         ));
+    }
+    // Jobs of the last Slurm submission that are still in the queue.
+    if let Ok(live) = kiln::exec::dist::slurm::still_active(&p.workdir)
+        && !live.is_empty()
+    {
+        out.push_str(&format!("slurm: jobs {} still queued or running\n", live.join(", ")));
     }
     out
 }

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use kiln::exec::report::Reporter;
 use kiln::exec::run::{RunOptions, run, summary_json, summary_table};
+use kiln::spec::executor::ExecutorKind;
 use kiln::spec::{self, LoadError, Pipeline};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,17 @@ enum Cmd {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Where the work runs (default: the pipeline's `executor:`, else inline):
+        /// `local` runs shard units as worker processes, `slurm` submits job arrays.
+        #[arg(long, value_enum)]
+        executor: Option<ExecutorArg>,
+        /// `--executor local`: processes at once (default: all cores).
+        #[arg(long)]
+        workers: Option<u32>,
+        /// `--executor slurm`: follow the jobs to the end, printing progress, and
+        /// exit non-zero if a node did not finish.
+        #[arg(long)]
+        wait: bool,
         /// No progress bars or per-node lines.
         #[arg(long, short)]
         quiet: bool,
@@ -221,6 +233,13 @@ enum Cmd {
         #[arg(long)]
         threads: Option<usize>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExecutorArg {
+    Inline,
+    Local,
+    Slurm,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -461,10 +480,28 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
             shard,
             merge,
             threads,
+            executor,
+            workers,
+            wait,
             quiet,
             log_format,
         } => {
             let p = load(&file, &sets)?;
+            let mut exec = p.executor.clone();
+            if let Some(e) = executor {
+                exec.kind = match e {
+                    ExecutorArg::Inline => ExecutorKind::Inline,
+                    ExecutorArg::Local => ExecutorKind::Local,
+                    ExecutorArg::Slurm => ExecutorKind::Slurm,
+                };
+            }
+            if let Some(w) = workers {
+                exec.workers = Some(w.max(1));
+            }
+            // A shard or merge unit is one job's work: it always runs here.
+            if node.is_some() {
+                exec.kind = ExecutorKind::Inline;
+            }
             let shard = match shard.as_deref().map(cli::parse_shard).transpose() {
                 Ok(s) => s,
                 Err(e) => {
@@ -492,9 +529,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 only,
                 until,
                 dry_run,
-                node,
+                node: node.clone(),
                 shard,
                 merge,
+                executor: exec,
+                wait,
+                file: file.clone(),
+                sets: sets.clone(),
             };
             let summary = match run(&p, &opts, &rep, &cancel) {
                 Ok(s) => s,
@@ -504,7 +545,12 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 }
             };
             // The report never changes the run's outcome: a failure to write it is a warning.
-            if !dry_run {
+            // Shard and merge units leave it to the run that handed them out.
+            let submitted = summary
+                .nodes
+                .iter()
+                .any(|n| matches!(n.outcome, kiln::exec::run::Outcome::Submitted(_)));
+            if !dry_run && node.is_none() && !submitted {
                 match kiln::report::write(&p, Some(&summary)) {
                     Ok(path) => rep.info("report", serde_json::json!({ "path": path }), format!("report: {}", path.display())),
                     Err(e) => rep.warn("report_failed", serde_json::json!({ "error": e }), format!("report: {e}")),

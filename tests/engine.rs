@@ -317,6 +317,16 @@ fn a_plain_run_finishes_a_partly_sharded_node() {
 
 #[test]
 fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
+    stops_cleanly_on("-INT");
+}
+
+/// Slurm's scancel, preemption and time limit send SIGTERM: the same clean stop.
+#[test]
+fn sigterm_stops_cleanly_and_the_next_run_finishes() {
+    stops_cleanly_on("-TERM");
+}
+
+fn stops_cleanly_on(signal: &str) {
     let d = tempfile::tempdir().unwrap();
     write_docs(&d.path().join("a.jsonl"), 120_000, 40);
     write_docs(&d.path().join("b.jsonl"), 10, 2);
@@ -336,7 +346,7 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());

@@ -1,5 +1,6 @@
 //! The executor: fingerprints, the artifact store, the scheduler, shards.
 
+pub mod dist;
 pub mod log;
 pub mod node;
 pub mod ops;

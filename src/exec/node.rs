@@ -37,6 +37,20 @@ pub fn existing_part_sets(workdir: &Path, id: &str, fp: &str) -> Vec<u32> {
     v
 }
 
+/// The finished parts of the set of `n` parts.
+pub fn done_parts(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<u32> {
+    (0..n)
+        .filter(|&i| store::load(&part_dir(workdir, id, fp, i, n)).is_some())
+        .collect()
+}
+
+/// Removes every part set of this fingerprint (a forced node starts over).
+pub fn remove_part_sets(workdir: &Path, id: &str, fp: &str) {
+    for n in existing_part_sets(workdir, id, fp) {
+        let _ = std::fs::remove_dir_all(parts_root(workdir, id, fp, n));
+    }
+}
+
 /// Loads the finished input artifacts of a node.
 pub fn load_inputs(planned: &Planned, workdir: &Path) -> Result<BTreeMap<String, Artifact>, NodeError> {
     let mut out = BTreeMap::new();

@@ -7,8 +7,10 @@ use super::plan::{Planned, State, plan};
 use super::report::{Reporter, human_bytes};
 use super::store;
 use crate::spec::Pipeline;
+use crate::spec::executor::{ExecutorKind, ExecutorSpec};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
@@ -29,6 +31,15 @@ pub struct RunOptions {
     pub shard: Option<(u32, u32)>,
     /// Merge `node`'s finished parts.
     pub merge: bool,
+    /// Where the work runs: this process, local worker processes or Slurm.
+    pub executor: ExecutorSpec,
+    /// Slurm: follow the jobs until they end, then summarize.
+    pub wait: bool,
+    /// The pipeline file and `--set` overrides as given, for the commands of
+    /// worker processes and Slurm jobs.
+    pub file: PathBuf,
+    /// `--set` overrides as given.
+    pub sets: Vec<String>,
 }
 
 /// How one node ended.
@@ -48,6 +59,8 @@ pub enum Outcome {
     Skipped,
     /// Stopped by Ctrl-C.
     Cancelled,
+    /// Handed to Slurm as these jobs; not followed to the end.
+    Submitted(String),
 }
 
 /// One row of the summary.
@@ -75,9 +88,11 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// Whether any node failed.
+    /// Whether any node failed (or was left unbuilt because another did).
     pub fn failed(&self) -> bool {
-        self.nodes.iter().any(|n| matches!(n.outcome, Outcome::Failed(_)))
+        self.nodes
+            .iter()
+            .any(|n| matches!(n.outcome, Outcome::Failed(_) | Outcome::Skipped))
     }
 
     /// Whether the run was stopped by Ctrl-C.
@@ -101,36 +116,20 @@ fn check_ids(p: &Pipeline, ids: &[String], flag: &str) -> Result<(), UsageError>
     Ok(())
 }
 
-/// Runs the pipeline as `o` asks.
-pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) -> Result<RunSummary, UsageError> {
-    check_ids(p, &o.force, "--force")?;
-    check_ids(p, &o.only, "--only")?;
-    check_ids(p, o.until.as_slice(), "--until")?;
-    check_ids(p, o.node.as_slice(), "--node")?;
-    std::fs::create_dir_all(&p.workdir).map_err(|e| UsageError(format!("cannot create workdir {}: {e}", p.workdir.display())))?;
-    store::clean_stale_scratch(&p.workdir);
-    let plans = plan(p);
-    let by_id: HashMap<&str, &Planned> = plans.iter().map(|q| (q.id.as_str(), q)).collect();
+/// The nodes a run covers.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Nodes in play, in dependency order.
+    pub targets: Vec<String>,
+    /// The targets that must be built (the rest are cached).
+    pub to_run: Vec<String>,
+    /// Nodes rebuilt because of `--force`.
+    pub forced: BTreeSet<String>,
+}
 
-    if let (Some(id), Some((i, n))) = (&o.node, o.shard) {
-        return run_shard(p, by_id[id.as_str()], i, n, rep, cancel, o.dry_run);
-    }
-    if let (Some(id), true) = (&o.node, o.merge) {
-        let pl = by_id[id.as_str()];
-        let nd = p.node(id).ok_or_else(|| UsageError(format!("no node {id}")))?;
-        let sets = existing_part_sets(&p.workdir, id, &pl.fingerprint);
-        let n = *sets.last().ok_or_else(|| {
-            UsageError(format!(
-                "--merge: node `{id}` has no shard parts for its current fingerprint; run --node {id} --shard i/N first"
-            ))
-        })?;
-        let t0 = std::time::Instant::now();
-        let res = result_of(id, node::merge(p, pl, nd, n), t0.elapsed().as_secs_f64(), Outcome::Ran);
-        report_node(rep, &res);
-        return Ok(RunSummary { nodes: vec![res] });
-    }
-
-    // Which nodes are in play, which are forced, which must run.
+/// Which nodes are in play, which are forced, which must run; refuses a
+/// selection whose unbuilt inputs are left out.
+pub fn select(p: &Pipeline, o: &RunOptions, by_id: &HashMap<&str, &Planned>) -> Result<Selection, UsageError> {
     let mut targets: Vec<String> = p.topo_order();
     let until = o.until.clone().or_else(|| o.node.clone());
     if let Some(u) = &until {
@@ -152,6 +151,48 @@ pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) ->
             }
         }
     }
+    Ok(Selection { targets, to_run, forced })
+}
+
+/// Runs the pipeline as `o` asks.
+pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) -> Result<RunSummary, UsageError> {
+    check_ids(p, &o.force, "--force")?;
+    check_ids(p, &o.only, "--only")?;
+    check_ids(p, o.until.as_slice(), "--until")?;
+    check_ids(p, o.node.as_slice(), "--node")?;
+    std::fs::create_dir_all(&p.workdir).map_err(|e| UsageError(format!("cannot create workdir {}: {e}", p.workdir.display())))?;
+    store::clean_stale_scratch(&p.workdir);
+    let plans = plan(p);
+    let by_id: HashMap<&str, &Planned> = plans.iter().map(|q| (q.id.as_str(), q)).collect();
+
+    if let (Some(id), Some((i, n))) = (&o.node, o.shard) {
+        return run_shard(p, by_id[id.as_str()], i, n, rep, cancel, o.dry_run);
+    }
+    if let (Some(id), true) = (&o.node, o.merge) {
+        let pl = by_id[id.as_str()];
+        let nd = p.node(id).ok_or_else(|| UsageError(format!("no node {id}")))?;
+        // The largest complete set of parts; else the largest set, whose merge names what is missing.
+        let sets = existing_part_sets(&p.workdir, id, &pl.fingerprint);
+        let complete = sets
+            .iter()
+            .rev()
+            .find(|&&n| node::done_parts(&p.workdir, id, &pl.fingerprint, n).len() == n as usize);
+        let n = *complete.or(sets.last()).ok_or_else(|| {
+            UsageError(format!(
+                "--merge: node `{id}` has no shard parts for its current fingerprint; run --node {id} --shard i/N first"
+            ))
+        })?;
+        let t0 = std::time::Instant::now();
+        let res = result_of(id, node::merge(p, pl, nd, n), t0.elapsed().as_secs_f64(), Outcome::Ran);
+        report_node(rep, &res);
+        return Ok(RunSummary { nodes: vec![res] });
+    }
+
+    let sel = select(p, o, &by_id)?;
+    if o.executor.kind != ExecutorKind::Inline && !o.dry_run {
+        return super::dist::run(p, o, &plans, &sel, rep, cancel);
+    }
+    let Selection { targets, to_run, forced } = sel;
 
     if o.dry_run {
         let nodes = targets
@@ -310,7 +351,8 @@ fn run_shard(p: &Pipeline, pl: &Planned, i: u32, n: u32, rep: &Reporter, cancel:
     Ok(RunSummary { nodes: vec![res] })
 }
 
-fn result_of(id: &str, r: Result<store::Manifest, NodeError>, secs: f64, ok: Outcome) -> NodeResult {
+/// A node's result, as it ended.
+pub fn result_of(id: &str, r: Result<store::Manifest, NodeError>, secs: f64, ok: Outcome) -> NodeResult {
     match r {
         Ok(m) => NodeResult {
             id: id.to_string(),
@@ -340,7 +382,8 @@ fn result_of(id: &str, r: Result<store::Manifest, NodeError>, secs: f64, ok: Out
     }
 }
 
-fn report_node(rep: &Reporter, r: &NodeResult) {
+/// Prints a node's end line.
+pub fn report_node(rep: &Reporter, r: &NodeResult) {
     let fields = json!({ "node": r.id, "outcome": outcome_word(&r.outcome), "rows": r.rows, "rejected": r.rejected, "secs": r.secs, "peak_rss_bytes": r.peak_rss });
     match &r.outcome {
         Outcome::Failed(m) => rep.warn("node_failed", json!({ "node": r.id, "error": m }), format!("✗ {}: {m}", r.id)),
@@ -362,6 +405,7 @@ fn outcome_word(o: &Outcome) -> String {
         Outcome::Failed(_) => "failed".into(),
         Outcome::Skipped => "skipped".into(),
         Outcome::Cancelled => "cancelled".into(),
+        Outcome::Submitted(_) => "submitted".into(),
     }
 }
 
@@ -385,6 +429,7 @@ pub fn summary_table(s: &RunSummary) -> String {
         match &n.outcome {
             Outcome::WouldRun(why) => out.push_str(&format!("{:<20}   why: {}\n", "", why.join("; "))),
             Outcome::Failed(m) => out.push_str(&format!("{:<20}   error: {m}\n", "")),
+            Outcome::Submitted(jobs) => out.push_str(&format!("{:<20}   slurm: {jobs}\n", "")),
             _ => {}
         }
     }

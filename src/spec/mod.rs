@@ -2,6 +2,7 @@
 //! overrides, and validation that reports every problem at once.
 
 pub mod diag;
+pub mod executor;
 pub mod ops;
 pub mod reference;
 mod validate;
@@ -24,6 +25,8 @@ pub struct Pipeline {
     pub workdir: PathBuf,
     /// `seed:` (default 0).
     pub seed: u64,
+    /// `executor:` — where `kiln run` does the work.
+    pub executor: executor::ExecutorSpec,
     /// Nodes in file order.
     pub nodes: Vec<NodeSpec>,
     /// The pipeline file as given.

@@ -9,7 +9,11 @@ pub fn markdown() -> String {
     let mut out = String::new();
     out.push_str("Top level: `name` (string, required), `workdir` (string, default `runs/<name>`), ");
     out.push_str("`seed` (integer, default 0), `vars` (mapping of scalars for `${var}`; `${pipeline_dir}` is built in), ");
+    out.push_str("`executor` (`inline`, `local`, `slurm`, or a mapping below; default `inline`), ");
     out.push_str("`nodes` (mapping of node id to `{op: <op>, <fields>}`).\n");
+    out.push_str("\n### `executor`\n\nWhere `kiln run` does the work; none of it changes an artifact. ");
+    out.push_str("`kiln run --executor`, `--workers` and `--wait` override it.\n\n");
+    out.push_str(&fields_table(&schemars::schema_for!(super::executor::ExecutorSpec).to_value()));
     for name in OP_NAMES {
         let Some(schema) = Op::schema(name) else { continue };
         out.push_str(&format!("\n### `{name}`\n\n{}\n\n", Op::about(name)));

@@ -1,6 +1,7 @@
 //! Whole-file validation: every problem is collected, none stops the others.
 
 use super::diag::{Problem, did_you_mean};
+use super::executor::ExecutorSpec;
 use super::ops::{Kind, OP_NAMES, Op};
 use super::yaml::{Y, YV};
 use super::{NodeSpec, Pipeline};
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-const TOP_KEYS: &[&str] = &["name", "workdir", "seed", "vars", "nodes"];
+const TOP_KEYS: &[&str] = &["name", "workdir", "seed", "vars", "executor", "nodes"];
 
 /// Validates a substituted tree; pushes problems and returns the pipeline
 /// when the top level was usable.
@@ -97,14 +98,50 @@ pub(super) fn validate(root: &Y, file: &str, source: Arc<String>, problems: &mut
     }
     let nodes_y = root.get("nodes");
     check_graph(&mut nodes, nodes_y, problems);
+    let executor = validate_executor(root.get("executor"), &nodes, problems);
     Some(Pipeline {
         name,
         workdir,
         seed,
+        executor,
         nodes,
         file: file.to_string(),
         source,
     })
+}
+
+/// `executor: slurm` (a kind with its defaults) or a mapping of settings.
+fn validate_executor(y: Option<&Y>, nodes: &[NodeSpec], problems: &mut Vec<Problem>) -> ExecutorSpec {
+    let Some(y) = y else { return ExecutorSpec::default() };
+    let json = match &y.v {
+        YV::Null => return ExecutorSpec::default(),
+        YV::Str(s) => serde_json::json!({ "kind": s }),
+        _ => y.to_json(),
+    };
+    let spec: ExecutorSpec = match serde_path_to_error::deserialize(json) {
+        Ok(s) => s,
+        Err(e) => {
+            let path = path_segments(&e.path().to_string());
+            let field = if path.is_empty() {
+                "executor".to_string()
+            } else {
+                format!("executor.{}", field_name(&path))
+            };
+            let at = if matches!(y.v, YV::Str(_)) { y } else { y.at_path(&path) };
+            let mut p = Problem::at(None, Some(&field), at.loc.or(y.loc), e.inner().to_string());
+            if field == "executor" || field == "executor.kind" {
+                p = p.help("executor kinds: inline, local, slurm");
+            }
+            problems.push(p);
+            return ExecutorSpec::default();
+        }
+    };
+    let shardable = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.op.shardable());
+    for (field, message) in spec.check(&shardable) {
+        let at = y.find_path(&path_segments(&field)).and_then(|f| f.loc).or(y.loc);
+        problems.push(Problem::at(None, Some(&format!("executor.{field}")), at, message));
+    }
+    spec
 }
 
 fn valid_id(s: &str) -> bool {

@@ -1,0 +1,399 @@
+//! `--executor slurm`: the job plan as `sbatch` submissions. A node's
+//! shards are one job array, its merge a job that waits for the array
+//! (`afterok`), and every later job waits for the jobs that build its inputs.
+//! kiln keeps no state of its own beyond the list of job ids: progress and
+//! the end of the run are read from the part and artifact directories, which
+//! is why the workdir must be on a filesystem every node shares.
+
+use super::jobs::{Invocation, Job, JobKind, index_list};
+use super::log_tail;
+use crate::exec::node::done_parts;
+use crate::exec::plan::{State, plan};
+use crate::exec::report::Reporter;
+use crate::exec::run::{Outcome, UsageError};
+use crate::spec::Pipeline;
+use crate::spec::executor::ExecutorSpec;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What was submitted: one Slurm job id per job of the plan.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The submission's scripts, logs and token.
+    pub dir: PathBuf,
+    /// Job ids, in the plan's order.
+    pub job_ids: Vec<String>,
+}
+
+/// `'...'` for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn jobs_file(workdir: &Path) -> PathBuf {
+    workdir.join(".slurm").join("jobs.json")
+}
+
+/// Job ids (array job ids for arrays) that Slurm still lists as queued or running.
+fn active_jobs() -> Result<Vec<(String, String)>, String> {
+    let out = Command::new("squeue")
+        .args(["-h", "-r", "-o", "%i|%T"])
+        .output()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("squeue failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .map(|(id, st)| (id.trim().to_string(), st.trim().to_string()))
+        .collect())
+}
+
+/// The array (or plain) job id of a squeue id such as `123_4` or `123_[5-7]`.
+fn base_id(id: &str) -> &str {
+    id.split('_').next().unwrap_or(id)
+}
+
+/// The jobs of the last submission for this workdir that are still queued
+/// or running (none when there was no submission).
+pub fn still_active(workdir: &Path) -> Result<Vec<String>, String> {
+    let Ok(text) = std::fs::read_to_string(jobs_file(workdir)) else {
+        return Ok(vec![]);
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let ours: BTreeSet<String> = v["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| j["job_id"].as_str().map(String::from))
+        .collect();
+    if ours.is_empty() {
+        return Ok(vec![]);
+    }
+    let live: BTreeSet<String> = active_jobs()?
+        .into_iter()
+        .map(|(id, _)| base_id(&id).to_string())
+        .filter(|id| ours.contains(id))
+        .collect();
+    Ok(live.into_iter().collect())
+}
+
+/// Writes the scripts and submits every job; refuses while the previous
+/// submission for this workdir still has jobs in the queue.
+pub fn submit(p: &Pipeline, jobs: &[Job], inv: &Invocation, spec: &ExecutorSpec, rep: &Reporter) -> Result<Submission, UsageError> {
+    let which = |prog: &str| Command::new(prog).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !which("sbatch") || !which("squeue") {
+        return Err(UsageError(
+            "--executor slurm: `sbatch` and `squeue` are not on PATH; run kiln on a Slurm login node, or use --executor local".into(),
+        ));
+    }
+    let workdir = std::path::absolute(&p.workdir).map_err(|e| UsageError(format!("workdir {}: {e}", p.workdir.display())))?;
+    let live = still_active(&workdir).map_err(UsageError)?;
+    if !live.is_empty() {
+        return Err(UsageError(format!(
+            "Slurm jobs {} from the last submission for {} are still queued or running; \
+             let them end (`kiln status` shows their progress) or `scancel {}`, then run again",
+            live.join(", "),
+            workdir.display(),
+            live.join(" ")
+        )));
+    }
+    let stamp = format!("{}-{}", crate::exec::store::unix_now(), std::process::id());
+    let dir = workdir.join(".slurm").join(&stamp);
+    std::fs::create_dir_all(&dir).map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
+    // A job that cannot read this token is not seeing our workdir.
+    let token = blake3::hash(format!("{stamp}{:?}", std::time::SystemTime::now()).as_bytes()).to_hex()[..16].to_string();
+    let token_path = dir.join("token");
+    std::fs::write(&token_path, &token).map_err(|e| UsageError(format!("cannot write {}: {e}", token_path.display())))?;
+    let cwd = std::env::current_dir().map_err(|e| UsageError(format!("current directory: {e}")))?;
+    let mut ids: Vec<String> = Vec::new();
+    let mut record = Vec::new();
+    for (k, job) in jobs.iter().enumerate() {
+        let stem = match &job.kind {
+            JobKind::Shards { .. } => format!("{}-shards", job.node),
+            JobKind::Merge { .. } => format!("{}-merge", job.node),
+            JobKind::Whole { .. } => job.node.clone(),
+        };
+        let script = dir.join(format!("{k:02}-{stem}.sh"));
+        let text = script_text(p, job, inv, &token_path, &token, &workdir);
+        std::fs::write(&script, text).map_err(|e| UsageError(format!("cannot write {}: {e}", script.display())))?;
+        let log = match &job.kind {
+            JobKind::Shards { .. } => dir.join(format!("{}-%a.log", job.node)),
+            _ => dir.join(format!("{stem}.log")),
+        };
+        let mut args: Vec<String> = vec![
+            "--parsable".into(),
+            format!("--job-name=kiln-{}-{stem}", p.name),
+            format!("--chdir={}", cwd.display()),
+            format!("--output={}", log.display()),
+            "--open-mode=append".into(),
+            format!("--cpus-per-task={}", spec.cpus_per_task),
+            "--requeue".into(),
+            format!("--signal=B:USR1@{}", spec.requeue_signal_s),
+        ];
+        if let Some(x) = &spec.partition {
+            args.push(format!("--partition={x}"));
+        }
+        if let Some(x) = &spec.mem {
+            args.push(format!("--mem={x}"));
+        }
+        if let Some(x) = &spec.time {
+            args.push(format!("--time={x}"));
+        }
+        if let JobKind::Shards { pending, .. } = &job.kind {
+            args.push(format!("--array={}", index_list(pending)));
+        }
+        if !job.deps.is_empty() {
+            let d: Vec<&str> = job.deps.iter().map(|&d| ids[d].as_str()).collect();
+            args.push(format!("--dependency=afterok:{}", d.join(":")));
+            // A job whose input failed is cancelled, not left pending forever.
+            args.push("--kill-on-invalid-dep=yes".into());
+        }
+        args.extend(spec.sbatch_args.iter().cloned());
+        args.push(script.display().to_string());
+        let out = Command::new("sbatch")
+            .args(&args)
+            .output()
+            .map_err(|e| UsageError(format!("cannot run sbatch: {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let id = stdout.trim().split(';').next().unwrap_or("").to_string();
+        if !out.status.success() || id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+            let submitted = if ids.is_empty() {
+                String::new()
+            } else {
+                format!(" (submitted so far: {}; `scancel` them)", ids.join(" "))
+            };
+            return Err(UsageError(format!(
+                "sbatch refused {}: {}{submitted}",
+                job.label(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        rep.info(
+            "submitted",
+            json!({ "node": job.node, "job": job.label(), "job_id": id }),
+            format!("⇢ {}: slurm job {id}", job.label()),
+        );
+        record.push(json!({ "node": job.node, "job": job.label(), "job_id": id, "script": script, "log": log }));
+        ids.push(id);
+        // Record as we go, so an interrupted submission still knows its jobs.
+        let all = json!({ "dir": dir, "submitted_unix": crate::exec::store::unix_now(), "jobs": record });
+        // Atomically: `kiln status` and other runs read it while we submit.
+        let tmp = dir.join("jobs.json.tmp");
+        let saved = std::fs::write(&tmp, serde_json::to_string_pretty(&all).unwrap_or_default())
+            .and_then(|_| std::fs::rename(&tmp, jobs_file(&workdir)));
+        if let Err(e) = saved {
+            rep.warn(
+                "jobs_file",
+                json!({ "error": e.to_string() }),
+                format!("cannot record the job ids: {e}"),
+            );
+        }
+    }
+    Ok(Submission { dir, job_ids: ids })
+}
+
+fn script_text(p: &Pipeline, job: &Job, inv: &Invocation, token_path: &Path, token: &str, workdir: &Path) -> String {
+    let shard = if matches!(job.kind, JobKind::Shards { .. }) {
+        "${SLURM_ARRAY_TASK_ID}"
+    } else {
+        ""
+    };
+    let argv: Vec<String> = inv
+        .argv(job, "@SHARD@")
+        .iter()
+        .map(|a| sh_quote(a).replace("@SHARD@", &format!("\"{shard}\"")))
+        .collect();
+    format!(
+        r#"#!/usr/bin/env bash
+# kiln pipeline `{name}`: {label}. Written by `kiln run --executor slurm`.
+set -u
+# The workdir must be shared: this job has to see the token its submitter wrote.
+if [ "$(cat {token_path} 2>/dev/null)" != "{token}" ]; then
+  echo "kiln: this node ($(hostname)) does not see {token_path}: the workdir {workdir} must be on a filesystem every node shares" >&2
+  exit 3
+fi
+if [ -n "${{SLURM_ARRAY_JOB_ID:-}}" ]; then me="${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"; else me="${{SLURM_JOB_ID}}"; fi
+{cmd} &
+child=$!
+# scancel, preemption and the time limit signal every process of the job:
+# kiln stops on its own SIGTERM, committing nothing, so the shell only waits.
+trap '' TERM
+# USR1 (--signal=B:USR1@N) warns this shell before the time limit: stop kiln,
+# then put the task back in the queue to start again.
+trap 'echo "kiln: time limit near, requeueing $me" >&2; kill -TERM $child 2>/dev/null; wait $child; scontrol requeue "$me"; exit 0' USR1
+wait $child
+rc=$?
+while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
+exit $rc
+"#,
+        name = p.name,
+        label = job.label(),
+        token_path = sh_quote(&token_path.display().to_string()),
+        workdir = workdir.display(),
+        cmd = argv.join(" "),
+    )
+}
+
+/// Follows the jobs until none is queued or running, printing each node's
+/// progress as its parts and artifacts appear; returns how the nodes that did
+/// not finish ended. Ctrl-C stops following, not the jobs.
+pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, cancel: &AtomicBool) -> HashMap<String, Outcome> {
+    let ours: BTreeSet<&str> = sub.job_ids.iter().map(String::as_str).collect();
+    let poll = std::env::var("KILN_SLURM_POLL_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000u64);
+    let mut last_line: HashMap<usize, String> = HashMap::new();
+    let mut ended = HashMap::new();
+    loop {
+        let active: Vec<(String, String)> = match active_jobs() {
+            Ok(a) => a.into_iter().filter(|(id, _)| ours.contains(base_id(id))).collect(),
+            Err(e) => {
+                rep.warn("squeue_failed", json!({ "error": e }), format!("squeue: {e}; retrying"));
+                std::thread::sleep(Duration::from_millis(poll));
+                continue;
+            }
+        };
+        let now: HashMap<String, (String, bool)> = plan(p)
+            .into_iter()
+            .map(|q| (q.id.clone(), (q.fingerprint, q.state == State::Done)))
+            .collect();
+        for (k, job) in jobs.iter().enumerate() {
+            let id = &sub.job_ids[k];
+            let states: Vec<&str> = active.iter().filter(|(a, _)| base_id(a) == id).map(|(_, s)| s.as_str()).collect();
+            let running = states.iter().filter(|s| **s == "RUNNING").count();
+            let (fp, built) = &now[&job.node];
+            let line = match &job.kind {
+                JobKind::Shards { n, .. } if !built => {
+                    let done = done_parts(&p.workdir, &job.node, fp, *n).len();
+                    format!(
+                        "{}: {done}/{n} shards done, {running} running, {} queued",
+                        job.node,
+                        states.len() - running
+                    )
+                }
+                _ if *built => format!("{}: built", job.node),
+                _ if states.is_empty() => continue,
+                _ => format!("{}: {}", job.label(), states.join(",").to_lowercase()),
+            };
+            if last_line.values().any(|l| l == &line) {
+                continue;
+            }
+            if last_line.get(&k) != Some(&line) {
+                rep.info("progress", json!({ "job_id": id, "status": line }), format!("  {line}"));
+                last_line.insert(k, line);
+            }
+        }
+        if active.is_empty() {
+            break;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            let ids: Vec<&str> = ours.iter().copied().collect();
+            rep.warn(
+                "detached",
+                json!({ "jobs": ids }),
+                format!(
+                    "stopped following; the jobs keep running (`kiln status` shows progress, `scancel {}` stops them)",
+                    ids.join(" ")
+                ),
+            );
+            for j in jobs {
+                ended.insert(j.node.clone(), Outcome::Cancelled);
+            }
+            return ended;
+        }
+        std::thread::sleep(Duration::from_millis(poll));
+    }
+    // Every job has left the queue: what is not built failed, and its logs say why.
+    let states: HashMap<String, State> = plan(p).into_iter().map(|q| (q.id.clone(), q.state)).collect();
+    let fps: HashMap<String, String> = plan(p).into_iter().map(|q| (q.id.clone(), q.fingerprint)).collect();
+    // Whether the nodes a job reads are built: if not, a job that never
+    // started was cancelled for that reason, not on its own.
+    let inputs_built = |job: &Job| job.deps.iter().all(|&d| states.get(&jobs[d].node) == Some(&State::Done));
+    for (k, job) in jobs.iter().enumerate() {
+        if states.get(&job.node) == Some(&State::Done) || ended.contains_key(&job.node) {
+            continue;
+        }
+        let id = &sub.job_ids[k];
+        let msg = match &job.kind {
+            JobKind::Shards { n, pending } => {
+                let done = done_parts(&p.workdir, &job.node, &fps[&job.node], *n);
+                let missing: Vec<u32> = pending.iter().copied().filter(|i| !done.contains(i)).collect();
+                if missing.is_empty() {
+                    continue; // the shards are fine; the merge says what failed
+                }
+                let log = |i: u32| sub.dir.join(format!("{}-{i}.log", job.node));
+                if !inputs_built(job) && missing.iter().all(|&i| !log(i).exists()) {
+                    ended.insert(job.node.clone(), Outcome::Skipped); // its inputs failed: never started
+                    continue;
+                }
+                let why: Vec<String> = missing
+                    .iter()
+                    .take(3)
+                    .map(|&i| match log(i).exists() {
+                        true => format!("{id}_{i}: {} (log: {})", log_tail(&log(i)), log(i).display()),
+                        false => format!("{id}_{i}: cancelled before it started"),
+                    })
+                    .collect();
+                format!(
+                    "shard(s) {} of {n} did not finish ({}); `kiln run` again resubmits only those",
+                    index_list(&missing),
+                    why.join("; ")
+                )
+            }
+            JobKind::Merge { n } => {
+                let log = sub.dir.join(format!("{}-merge.log", job.node));
+                let all_parts = done_parts(&p.workdir, &job.node, &fps[&job.node], *n).len() == *n as usize;
+                if !log.exists() && all_parts {
+                    // Every part is there, yet the merge never ran: a task was
+                    // cancelled or failed after committing its part.
+                    format!(
+                        "all {n} shards finished but merge job {id} never started (a shard task was cancelled or failed late); `kiln run` again merges"
+                    )
+                } else if !log.exists() {
+                    continue; // never started: its shards failed, and say so
+                } else {
+                    format!("merge job {id} failed: {} (log: {})", log_tail(&log), log.display())
+                }
+            }
+            JobKind::Whole { .. } => {
+                let log = sub.dir.join(format!("{}.log", job.node));
+                if !log.exists() && !inputs_built(job) {
+                    ended.insert(job.node.clone(), Outcome::Skipped);
+                    continue;
+                }
+                if !log.exists() {
+                    format!("job {id} was cancelled before it started; `kiln run` again resubmits it")
+                } else {
+                    format!("job {id} failed: {} (log: {})", log_tail(&log), log.display())
+                }
+            }
+        };
+        ended.insert(job.node.clone(), Outcome::Failed(msg));
+    }
+    ended
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_keeps_plain_words_and_escapes_quotes() {
+        assert_eq!(sh_quote("--set"), "--set");
+        assert_eq!(sh_quote("vars.crawl=/data/x y"), "'vars.crawl=/data/x y'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(base_id("123_4"), "123");
+        assert_eq!(base_id("123_[5-7]"), "123");
+        assert_eq!(base_id("99"), "99");
+    }
+}

@@ -1,0 +1,465 @@
+// ok: test module
+//! The out-of-process executors: the clean-crawl recipe on the real crawl
+//! excerpts in four shards, through local worker processes and through a real
+//! Slurm, must equal the single-process run; a lost shard is rebuilt alone.
+//! The Slurm tests need a running cluster (`.ci/slurm-up` starts a one-node
+//! one) and skip, saying why, without it:
+//!   .ci/slurm-up && cargo test --test executors
+
+mod common;
+use common::{kiln_in, manifest, pipeline, shared_data};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const NODES: [&str; 4] = ["raw", "clean", "dedup", "final"];
+
+/// A temp dir with the recipe, its `--set` for the crawl, and the content
+/// hashes of a single-process run of it.
+struct Recipe {
+    dir: tempfile::TempDir,
+    file: PathBuf,
+    crawl: String,
+    want: Vec<(String, Value, Value)>,
+}
+
+fn recipe(data: &Path) -> Recipe {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/clean-crawl.yaml")).unwrap();
+    let file = dir.path().join("clean-crawl.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let crawl = format!("vars.crawl={}", data.join("crawl").display());
+    kiln_in(
+        dir.path(),
+        &["run", file.to_str().unwrap(), "--quiet", "--set", &crawl, "--set", "workdir=inline"],
+    )
+    .ok();
+    let want = hashes(&dir.path().join("inline"));
+    Recipe { dir, file, crawl, want }
+}
+
+/// Per node: content hash and rows, the output a run must reproduce.
+fn hashes(workdir: &Path) -> Vec<(String, Value, Value)> {
+    NODES
+        .iter()
+        .map(|n| {
+            let m = manifest(workdir, n);
+            (n.to_string(), m["content_hash"].clone(), m["rows"].clone())
+        })
+        .collect()
+}
+
+impl Recipe {
+    /// `kiln run` with the recipe, the crawl, `workdir` and more arguments.
+    fn run(&self, workdir: &str, more: &[&str]) -> common::Run {
+        let wd = format!("workdir={workdir}");
+        let mut args = vec!["run", self.file.to_str().unwrap(), "--set", &self.crawl, "--set", &wd];
+        args.extend_from_slice(more);
+        kiln_in(self.dir.path(), &args)
+    }
+
+    fn assert_same(&self, workdir: &str) {
+        let w = self.dir.path().join(workdir);
+        assert_eq!(hashes(&w), self.want, "{workdir} differs from the single-process run");
+        for n in ["raw", "clean", "final"] {
+            assert_eq!(manifest(&w, n)["parts"], 4, "{n} was not built from 4 shards");
+        }
+        // Merged parts leave no part directories behind.
+        assert!(!w.join(".parts/raw").read_dir().is_ok_and(|mut r| r.next().is_some()));
+    }
+}
+
+#[test]
+fn local_workers_in_four_shards_equal_the_single_process_run() {
+    let Some(data) = shared_data() else { return };
+    let r = recipe(&data);
+    let out = r.run("local", &["--executor", "local", "--workers", "2", "--set", "executor.tasks=4"]);
+    out.ok();
+    r.assert_same("local");
+    for unit in ["raw-0", "raw-3", "clean-2", "raw-merge", "dedup", "final-merge"] {
+        assert!(r.dir.path().join(format!("local/.local/{unit}.log")).exists(), "no log for {unit}");
+    }
+    assert!(out.stderr.contains("✓ clean shard 3"), "{}", out.stderr);
+    assert!(out.stdout.contains("final") && out.stdout.contains("ran"), "{}", out.stdout);
+    // A second run finds everything built and starts no process.
+    let again = r.run("local", &["--executor", "local", "--set", "executor.tasks=4"]);
+    again.ok();
+    assert!(!again.stderr.contains('✓'), "{}", again.stderr);
+}
+
+#[test]
+fn local_workers_resume_a_node_with_only_its_missing_shards() {
+    let Some(data) = shared_data() else { return };
+    let r = recipe(&data);
+    // An earlier run built shards 1 and 3 of `raw`, then stopped.
+    for s in ["1/4", "3/4"] {
+        r.run("resume", &["--quiet", "--node", "raw", "--shard", s]).ok();
+    }
+    let st = kiln_in(
+        r.dir.path(),
+        &["status", r.file.to_str().unwrap(), "--set", &r.crawl, "--set", "workdir=resume"],
+    );
+    st.ok();
+    assert!(st.stdout.contains("2/4 shards done"), "{}", st.stdout);
+    // No `tasks`: the executor keeps the 4-shard set it finds.
+    let out = r.run("resume", &["--executor", "local", "--workers", "2"]);
+    out.ok();
+    let logs = r.dir.path().join("resume/.local");
+    assert!(logs.join("raw-0.log").exists() && logs.join("raw-2.log").exists());
+    assert!(
+        !logs.join("raw-1.log").exists() && !logs.join("raw-3.log").exists(),
+        "finished shards ran again"
+    );
+    let w = r.dir.path().join("resume");
+    assert_eq!(hashes(&w), r.want);
+    assert_eq!(manifest(&w, "raw")["parts"], 4);
+}
+
+#[test]
+fn a_failing_unit_stops_the_run_and_names_its_log() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("in")).unwrap();
+    std::fs::write(d.path().join("in/a.jsonl"), "{\"text\": \"one\"}\n").unwrap();
+    std::fs::write(d.path().join("in/b.mystery"), "?").unwrap();
+    let f = pipeline(
+        d.path(),
+        "name: bad\nexecutor: {kind: local, tasks: 2}\nnodes:\n  docs:\n    op: read\n    path: in\n  pick:\n    op: sample\n    input: docs\n    fraction: 0.5\n",
+    );
+    let out = kiln_in(d.path(), &["run", f.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("cannot tell the format"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("log: ") && out.stdout.contains(".local/docs-"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("skipped"),
+        "the node after a failure must not start: {}",
+        out.stdout
+    );
+    assert!(!d.path().join("runs/bad/docs/manifest.json").exists());
+}
+
+#[test]
+fn executor_settings_are_validated() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.jsonl"), "{\"text\": \"one\"}\n").unwrap();
+    let body = "nodes:\n  docs:\n    op: read\n    path: a.jsonl\n  dd:\n    op: dedup\n    input: docs\n    method: exact\n";
+    for (exec, want) in [
+        ("executor: kubernetes\n", "unknown variant `kubernetes`"),
+        ("executor: {kind: slurm, cpus: 4}\n", "unknown field `cpus`"),
+        ("executor: {kind: slurm, tasks: {dd: 4}}\n", "node `dd` cannot be sharded"),
+        ("executor: {kind: slurm, tasks: {nope: 4}}\n", "no node `nope`"),
+        ("executor: {kind: slurm, tasks: 5000}\n", "must be 1 to max_array_size (1000)"),
+        ("executor: {kind: local, workers: 0}\n", "must be at least 1"),
+    ] {
+        let f = pipeline(d.path(), &format!("name: v\n{exec}{body}"));
+        let out = kiln_in(d.path(), &["validate", f.to_str().unwrap()]);
+        assert_eq!(out.code, 2, "{exec}");
+        assert!(out.stderr.contains(want), "{exec}: {}", out.stderr);
+        assert!(out.stderr.contains("executor"), "{exec}: the error names the field: {}", out.stderr);
+    }
+}
+
+/// Why the Slurm tests cannot run here, or `None` when a cluster answers.
+fn no_slurm() -> Option<String> {
+    let out = match Command::new("sinfo").args(["-h", "-o", "%T"]).output() {
+        Ok(o) => o,
+        Err(e) => return Some(format!("sinfo not found ({e}); install slurm-wlm and run .ci/slurm-up")),
+    };
+    let states = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Some(format!("sinfo failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    if !states.lines().any(|s| ["idle", "mixed", "allocated"].contains(&s.trim())) {
+        return Some(format!("no Slurm node is up (sinfo: {})", states.trim()));
+    }
+    None
+}
+
+fn slurm_ready() -> bool {
+    match no_slurm() {
+        None => true,
+        Some(why) => {
+            eprintln!("SKIP: {why}; start a one-node cluster with .ci/slurm-up");
+            false
+        }
+    }
+}
+
+/// CPUs of the (first) Slurm node.
+fn node_cpus() -> u32 {
+    let out = Command::new("sinfo").args(["-h", "-o", "%c"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().trim_end_matches('+').parse().ok())
+        .unwrap_or(1)
+}
+
+/// The ids and labels of the last submission's jobs.
+fn submitted(workdir: &Path) -> Vec<(String, String)> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(workdir.join(".slurm/jobs.json")).unwrap()).unwrap();
+    v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["job_id"].as_str().unwrap().to_string(), j["job"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+const SLURM: [&str; 6] = ["--executor", "slurm", "--wait", "--set", "executor.tasks=4", "--quiet"];
+
+#[test]
+fn slurm_job_arrays_in_four_shards_equal_the_single_process_run() {
+    let Some(data) = shared_data() else { return };
+    if !slurm_ready() {
+        return;
+    }
+    let r = recipe(&data);
+    let out = r.run("slurm", &SLURM);
+    out.ok();
+    r.assert_same("slurm");
+    let jobs = submitted(&r.dir.path().join("slurm"));
+    let labels: Vec<&str> = jobs.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "raw shards 0-3 of 4",
+            "raw merge of 4",
+            "clean shards 0-3 of 4",
+            "clean merge of 4",
+            "dedup",
+            "final shards 0-3 of 4",
+            "final merge of 4"
+        ]
+    );
+    // Nothing left to do: nothing is submitted.
+    let again = r.run("slurm", &SLURM);
+    again.ok();
+    assert_eq!(submitted(&r.dir.path().join("slurm")), jobs);
+}
+
+#[test]
+fn a_cancelled_slurm_task_is_resubmitted_alone_and_the_output_is_the_same() {
+    let Some(data) = shared_data() else { return };
+    if !slurm_ready() {
+        return;
+    }
+    let r = recipe(&data);
+    let wd = r.dir.path().join("cancel");
+    // Every CPU of the node per task: the array's tasks run one after
+    // another, so task 3 is still to run when task 0 has finished.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "run",
+            r.file.to_str().unwrap(),
+            "--set",
+            &r.crawl,
+            "--set",
+            "workdir=cancel",
+            "--set",
+            &format!("executor.cpus_per_task={}", node_cpus()),
+        ])
+        .args(SLURM)
+        .env("KILN_SLURM_POLL_MS", "200")
+        .current_dir(r.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-run: once `clean` has a finished shard, cancel its last task
+    // (pending behind the others, or running).
+    let t0 = Instant::now();
+    let mut cancelled: Option<String> = None;
+    while cancelled.is_none() && t0.elapsed() < Duration::from_secs(180) && child.try_wait().unwrap().is_none() {
+        let clean_job = wd
+            .join(".slurm/jobs.json")
+            .exists()
+            .then(|| submitted(&wd))
+            .and_then(|j| j.into_iter().find(|(_, l)| l.starts_with("clean shards")));
+        let started = std::fs::read_dir(wd.join(".parts/clean"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|set| set.path().join("part-00000/manifest.json").exists());
+        if let (Some((id, _)), true) = (clean_job, started) {
+            let task = format!("{id}_3");
+            assert!(Command::new("scancel").arg(&task).status().unwrap().success());
+            cancelled = Some(task);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let task = cancelled.expect("the clean shards never started");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a run with a cancelled task must fail:\n{stdout}\n{stderr}"
+    );
+    let shard = task.rsplit('_').next().unwrap();
+    assert!(stdout.contains(&format!("shard(s) {shard} of 4 did not finish")), "{stdout}");
+    assert!(!wd.join("clean/manifest.json").exists(), "a node completed with a missing shard");
+    assert!(!wd.join("final/manifest.json").exists());
+    // The re-run resubmits that one shard, then everything after it.
+    let again = r.run("cancel", &SLURM);
+    again.ok();
+    let labels: Vec<String> = submitted(&wd).into_iter().map(|(_, l)| l).collect();
+    assert!(!labels.iter().any(|l| l.starts_with("raw")), "raw was done: {labels:?}");
+    let clean_shards: Vec<&String> = labels.iter().filter(|l| l.starts_with("clean shards")).collect();
+    assert!(
+        clean_shards.is_empty() || clean_shards == [&format!("clean shards {shard} of 4")],
+        "only the cancelled shard is resubmitted: {labels:?}"
+    );
+    r.assert_same("cancel");
+}
+
+#[test]
+fn a_slurm_task_warned_before_its_time_limit_stops_and_requeues_itself() {
+    if !slurm_ready() {
+        return;
+    }
+    // Generated documents: enough that a debug build spends seconds per shard.
+    let d = tempfile::tempdir().unwrap();
+    let words = [
+        "river", "stone", "cloud", "tree", "house", "light", "water", "green", "north", "field",
+    ];
+    let mut text = String::new();
+    for i in 0..60_000usize {
+        let doc: Vec<&str> = (0..40).map(|k| words[(i * 7 + k * k * 3 + k * i / 5) % words.len()]).collect();
+        text.push_str(&format!("{{\"id\": \"{i}\", \"text\": \"{}.\"}}\n", doc.join(" ")));
+    }
+    std::fs::write(d.path().join("docs.jsonl"), text).unwrap();
+    let f = pipeline(
+        d.path(),
+        "name: requeue\nnodes:\n  docs:\n    op: read\n    path: docs.jsonl\n    batch_bytes: 262144\n    shard_bytes: 4194304\n  clean:\n    op: clean\n    input: docs\n    steps: [gopher_repetition]\n",
+    );
+    let f = f.to_str().unwrap();
+    kiln_in(d.path(), &["run", f, "--quiet", "--set", "workdir=inline"]).ok();
+    let want = manifest(&d.path().join("inline"), "clean");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", f, "--set", "workdir=slurm", "--set", "executor.cpus_per_task=2"])
+        .args(SLURM.map(|a| a.replace("=4", "=2")))
+        .env("KILN_SLURM_POLL_MS", "200")
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wd = d.path().join("slurm");
+    // While a clean shard is writing, send the time-limit warning (USR1 to the batch shell).
+    let t0 = Instant::now();
+    let mut warned: Option<String> = None;
+    while warned.is_none() && t0.elapsed() < Duration::from_secs(180) && child.try_wait().unwrap().is_none() {
+        let writing = std::fs::read_dir(wd.join(".tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("clean."));
+        let job = wd
+            .join(".slurm/jobs.json")
+            .exists()
+            .then(|| submitted(&wd))
+            .and_then(|j| j.into_iter().find(|(_, l)| l.starts_with("clean shards")));
+        if let (true, Some((id, _))) = (writing, job) {
+            let q = Command::new("squeue")
+                .args(["-h", "-r", "-j", &id, "-o", "%i|%T"])
+                .output()
+                .unwrap();
+            let running = String::from_utf8_lossy(&q.stdout)
+                .lines()
+                .find_map(|l| l.strip_suffix("|RUNNING").map(String::from));
+            if let Some(task) = running {
+                let sent = Command::new("scancel").args(["--signal=USR1", "--batch", &task]).status().unwrap();
+                assert!(sent.success());
+                warned = Some(task);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let task = warned.expect("never saw a clean shard running");
+    let shard = task.rsplit('_').next().unwrap();
+    let log = std::fs::read_dir(wd.join(".slurm"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(format!("clean-{shard}.log")))
+        .find(|p| p.exists())
+        .unwrap();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the requeued task must finish the run:\n{stdout}\n{stderr}\n{log}"
+    );
+    assert!(log.contains(&format!("requeueing {task}")), "{log}");
+    let got = manifest(&wd, "clean");
+    for k in ["content_hash", "rows", "rejected_rows"] {
+        assert_eq!(got[k], want[k], "{k}");
+    }
+    assert_eq!(got["parts"], 2);
+}
+
+#[test]
+fn a_slurm_job_that_does_not_see_the_workdir_fails_saying_so() {
+    if !slurm_ready() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.jsonl"), "{\"text\": \"one\"}\n{\"text\": \"two\"}\n").unwrap();
+    // Held at submission, so the token can change before any job starts:
+    // what a job on a node with a different filesystem would see.
+    let f = pipeline(
+        d.path(),
+        "name: unshared\nexecutor: {kind: slurm, tasks: 2, sbatch_args: [--hold]}\nnodes:\n  docs:\n    op: read\n    path: a.jsonl\n",
+    );
+    let out = kiln_in(d.path(), &["run", f.to_str().unwrap()]);
+    out.ok();
+    assert!(
+        out.stdout.contains("submitted") && out.stdout.contains("docs shards 0-1 of 2"),
+        "{}",
+        out.stdout
+    );
+    let wd = d.path().join("runs/unshared");
+    let jobs = submitted(&wd);
+    // A second submission while these are queued is refused.
+    let again = kiln_in(d.path(), &["run", f.to_str().unwrap()]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("still queued or running"), "{}", again.stderr);
+    let st = kiln_in(d.path(), &["status", f.to_str().unwrap()]);
+    assert!(st.stdout.contains("still queued or running"), "{}", st.stdout);
+    let sub = std::fs::read_dir(wd.join(".slurm"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    std::fs::write(sub.join("token"), "another filesystem").unwrap();
+    let ids: Vec<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(
+        Command::new("scontrol")
+            .arg("release")
+            .arg(ids.join(","))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        let q = Command::new("squeue")
+            .args(["-h", "-r", "-j", &ids.join(","), "-o", "%i"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&q.stdout).trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = std::fs::read_to_string(sub.join("docs-0.log")).unwrap();
+    assert!(log.contains("must be on a filesystem every node shares"), "{log}");
+    assert!(!wd.join("docs/manifest.json").exists());
+}

@@ -35,8 +35,8 @@ pub struct RunOptions {
     pub executor: ExecutorSpec,
     /// Slurm: follow the jobs until they end, then summarize.
     pub wait: bool,
-    /// The pipeline file and `--set` overrides as given, for the commands of
-    /// worker processes and Slurm jobs.
+    /// The pipeline file as given, for the commands of worker processes and
+    /// Slurm jobs.
     pub file: PathBuf,
     /// `--set` overrides as given.
     pub sets: Vec<String>,
@@ -351,8 +351,7 @@ fn run_shard(p: &Pipeline, pl: &Planned, i: u32, n: u32, rep: &Reporter, cancel:
     Ok(RunSummary { nodes: vec![res] })
 }
 
-/// A node's result, as it ended.
-pub fn result_of(id: &str, r: Result<store::Manifest, NodeError>, secs: f64, ok: Outcome) -> NodeResult {
+fn result_of(id: &str, r: Result<store::Manifest, NodeError>, secs: f64, ok: Outcome) -> NodeResult {
     match r {
         Ok(m) => NodeResult {
             id: id.to_string(),
@@ -382,8 +381,7 @@ pub fn result_of(id: &str, r: Result<store::Manifest, NodeError>, secs: f64, ok:
     }
 }
 
-/// Prints a node's end line.
-pub fn report_node(rep: &Reporter, r: &NodeResult) {
+fn report_node(rep: &Reporter, r: &NodeResult) {
     let fields = json!({ "node": r.id, "outcome": outcome_word(&r.outcome), "rows": r.rows, "rejected": r.rejected, "secs": r.secs, "peak_rss_bytes": r.peak_rss });
     match &r.outcome {
         Outcome::Failed(m) => rep.warn("node_failed", json!({ "node": r.id, "error": m }), format!("✗ {}: {m}", r.id)),

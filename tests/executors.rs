@@ -154,6 +154,8 @@ fn executor_settings_are_validated() {
         ("executor: {kind: slurm, tasks: {nope: 4}}\n", "no node `nope`"),
         ("executor: {kind: slurm, tasks: 5000}\n", "must be 1 to max_array_size (1000)"),
         ("executor: {kind: local, workers: 0}\n", "must be at least 1"),
+        ("executor: {kind: slurm, nodes: {lm: {cpus_per_task: 8}}}\n", "no node `lm`"),
+        ("executor: {kind: slurm, nodes: {dd: {gpus: 1}}}\n", "unknown field `gpus`"),
     ] {
         let f = pipeline(d.path(), &format!("name: v\n{exec}{body}"));
         let out = kiln_in(d.path(), &["validate", f.to_str().unwrap()]);

@@ -79,6 +79,30 @@ pub struct ExecutorSpec {
     /// `slurm`: seconds before the time limit at which a task is told (SIGUSR1) to stop and requeue itself.
     #[serde(default = "signal_default")]
     pub requeue_signal_s: u32,
+    /// `slurm`: one node's own settings, e.g. `{pretrain: {cpus_per_task: 32, time: "2-00:00:00", sbatch_args: ["--gres=gpu:1"]}}`.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeResources>,
+}
+
+/// What one node's Slurm jobs ask for, over the executor's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeResources {
+    /// The partition for this node's jobs.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// CPUs per task (and kiln threads) for this node's jobs.
+    #[serde(default)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per task for this node's jobs.
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// Time limit per task for this node's jobs.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// `sbatch` arguments added after the executor's, e.g. `["--gres=gpu:1"]`.
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -116,6 +140,7 @@ impl Default for ExecutorSpec {
             task_bytes: task_bytes_default(),
             sbatch_args: vec![],
             requeue_signal_s: signal_default(),
+            nodes: BTreeMap::new(),
         }
     }
 }
@@ -127,6 +152,18 @@ impl ExecutorSpec {
             Some(Tasks::All(n)) => Some(*n),
             Some(Tasks::PerNode(m)) => m.get(node).copied(),
             None => None,
+        }
+    }
+
+    /// The settings for `node`'s jobs: its own where it has them, else the executor's.
+    pub fn resources(&self, node: &str) -> NodeResources {
+        let own = self.nodes.get(node).cloned().unwrap_or_default();
+        NodeResources {
+            partition: own.partition.or_else(|| self.partition.clone()),
+            cpus_per_task: Some(own.cpus_per_task.unwrap_or(self.cpus_per_task)),
+            mem: own.mem.or_else(|| self.mem.clone()),
+            time: own.time.or_else(|| self.time.clone()),
+            sbatch_args: self.sbatch_args.iter().chain(&own.sbatch_args).cloned().collect(),
         }
     }
 
@@ -151,6 +188,14 @@ impl ExecutorSpec {
             Some(Tasks::PerNode(m)) => m.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             None => vec![],
         };
+        for (node, r) in &self.nodes {
+            if shardable(node).is_none() {
+                p.push((format!("nodes.{node}"), format!("no node `{node}` in this pipeline")));
+            }
+            if r.cpus_per_task == Some(0) {
+                p.push((format!("nodes.{node}.cpus_per_task"), "must be at least 1".into()));
+            }
+        }
         for (node, n) in counts {
             let field = if node.is_empty() {
                 "tasks".to_string()

@@ -39,6 +39,7 @@ pub fn run(
                 exe,
                 file,
                 sets: o.sets.clone(),
+                // Each job's own `cpus_per_task` replaces this in its script.
                 threads: spec.cpus_per_task,
             };
             let sub = slurm::submit(p, &jobs, &inv, spec, rep)?;

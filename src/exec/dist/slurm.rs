@@ -12,7 +12,7 @@ use crate::exec::plan::{State, plan};
 use crate::exec::report::Reporter;
 use crate::exec::run::{Outcome, UsageError};
 use crate::spec::Pipeline;
-use crate::spec::executor::ExecutorSpec;
+use crate::spec::executor::{ExecutorSpec, NodeResources};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -123,41 +123,19 @@ pub fn submit(p: &Pipeline, jobs: &[Job], inv: &Invocation, spec: &ExecutorSpec,
             JobKind::Whole { .. } => job.node.clone(),
         };
         let script = dir.join(format!("{k:02}-{stem}.sh"));
-        let text = script_text(p, job, inv, &token_path, &token, &workdir);
+        let inv = Invocation {
+            threads: spec.resources(&job.node).cpus_per_task.unwrap_or(spec.cpus_per_task),
+            ..inv.clone()
+        };
+        let text = script_text(p, job, &inv, &token_path, &token, &workdir);
         std::fs::write(&script, text).map_err(|e| UsageError(format!("cannot write {}: {e}", script.display())))?;
         let log = match &job.kind {
             JobKind::Shards { .. } => dir.join(format!("{}-%a.log", job.node)),
             _ => dir.join(format!("{stem}.log")),
         };
-        let mut args: Vec<String> = vec![
-            "--parsable".into(),
-            format!("--job-name=kiln-{}-{stem}", p.name),
-            format!("--chdir={}", cwd.display()),
-            format!("--output={}", log.display()),
-            "--open-mode=append".into(),
-            format!("--cpus-per-task={}", spec.cpus_per_task),
-            "--requeue".into(),
-            format!("--signal=B:USR1@{}", spec.requeue_signal_s),
-        ];
-        if let Some(x) = &spec.partition {
-            args.push(format!("--partition={x}"));
-        }
-        if let Some(x) = &spec.mem {
-            args.push(format!("--mem={x}"));
-        }
-        if let Some(x) = &spec.time {
-            args.push(format!("--time={x}"));
-        }
-        if let JobKind::Shards { pending, .. } = &job.kind {
-            args.push(format!("--array={}", index_list(pending)));
-        }
-        if !job.deps.is_empty() {
-            let d: Vec<&str> = job.deps.iter().map(|&d| ids[d].as_str()).collect();
-            args.push(format!("--dependency=afterok:{}", d.join(":")));
-            // A job whose input failed is cancelled, not left pending forever.
-            args.push("--kill-on-invalid-dep=yes".into());
-        }
-        args.extend(spec.sbatch_args.iter().cloned());
+        let deps: Vec<&str> = job.deps.iter().map(|&d| ids[d].as_str()).collect();
+        let name = format!("kiln-{}-{stem}", p.name);
+        let mut args = sbatch_args(job, &spec.resources(&job.node), &name, &cwd, &log, &deps, spec.requeue_signal_s);
         args.push(script.display().to_string());
         let out = Command::new("sbatch")
             .args(&args)
@@ -199,6 +177,35 @@ pub fn submit(p: &Pipeline, jobs: &[Job], inv: &Invocation, spec: &ExecutorSpec,
         }
     }
     Ok(Submission { dir, job_ids: ids })
+}
+
+/// The `sbatch` options for one job (the script path comes last, after them).
+fn sbatch_args(job: &Job, r: &NodeResources, name: &str, cwd: &Path, log: &Path, deps: &[&str], requeue_s: u32) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--parsable".into(),
+        format!("--job-name={name}"),
+        format!("--chdir={}", cwd.display()),
+        format!("--output={}", log.display()),
+        "--open-mode=append".into(),
+        format!("--cpus-per-task={}", r.cpus_per_task.unwrap_or(1)),
+        "--requeue".into(),
+        format!("--signal=B:USR1@{requeue_s}"),
+    ];
+    for (flag, v) in [("partition", &r.partition), ("mem", &r.mem), ("time", &r.time)] {
+        if let Some(v) = v {
+            args.push(format!("--{flag}={v}"));
+        }
+    }
+    if let JobKind::Shards { pending, .. } = &job.kind {
+        args.push(format!("--array={}", index_list(pending)));
+    }
+    if !deps.is_empty() {
+        args.push(format!("--dependency=afterok:{}", deps.join(":")));
+        // A job whose input failed is cancelled, not left pending forever.
+        args.push("--kill-on-invalid-dep=yes".into());
+    }
+    args.extend(r.sbatch_args.iter().cloned());
+    args
 }
 
 fn script_text(p: &Pipeline, job: &Job, inv: &Invocation, token_path: &Path, token: &str, workdir: &Path) -> String {
@@ -386,6 +393,55 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_s_own_settings_override_the_executor_s_in_its_sbatch_line() {
+        let spec: ExecutorSpec = serde_json::from_value(json!({
+            "kind": "slurm", "partition": "cpu", "cpus_per_task": 4, "mem": "8G", "sbatch_args": ["--account=ml"],
+            "nodes": { "lm": { "partition": "gpu", "cpus_per_task": 16, "time": "2-00:00:00", "sbatch_args": ["--gres=gpu:1"] } }
+        }))
+        .unwrap();
+        let (cwd, log) = (Path::new("/w"), Path::new("/w/l.log"));
+        let shards = Job {
+            node: "raw".into(),
+            kind: JobKind::Shards {
+                n: 8,
+                pending: vec![0, 1, 2, 5],
+            },
+            deps: vec![],
+        };
+        let a = sbatch_args(&shards, &spec.resources("raw"), "kiln-x-raw", cwd, log, &[], 120);
+        for want in [
+            "--partition=cpu",
+            "--cpus-per-task=4",
+            "--mem=8G",
+            "--array=0-2,5",
+            "--account=ml",
+            "--signal=B:USR1@120",
+        ] {
+            assert!(a.contains(&want.to_string()), "{want} in {a:?}");
+        }
+        assert!(!a.iter().any(|x| x.starts_with("--dependency") || x.starts_with("--time")), "{a:?}");
+        let lm = Job {
+            node: "lm".into(),
+            kind: JobKind::Whole { force: false },
+            deps: vec![0, 1],
+        };
+        let a = sbatch_args(&lm, &spec.resources("lm"), "kiln-x-lm", cwd, log, &["11", "12"], 120);
+        for want in [
+            "--partition=gpu",
+            "--cpus-per-task=16",
+            "--mem=8G",
+            "--time=2-00:00:00",
+            "--dependency=afterok:11:12",
+            "--kill-on-invalid-dep=yes",
+            "--account=ml",
+            "--gres=gpu:1",
+        ] {
+            assert!(a.contains(&want.to_string()), "{want} in {a:?}");
+        }
+        assert!(!a.iter().any(|x| x.starts_with("--array")), "{a:?}");
+    }
 
     #[test]
     fn shell_quoting_keeps_plain_words_and_escapes_quotes() {

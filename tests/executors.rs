@@ -374,9 +374,15 @@ fn a_slurm_task_warned_before_its_time_limit_stops_and_requeues_itself() {
             let running = String::from_utf8_lossy(&q.stdout)
                 .lines()
                 .find_map(|l| l.strip_suffix("|RUNNING").map(String::from));
-            if let Some(task) = running {
-                let sent = Command::new("scancel").args(["--signal=USR1", "--batch", &task]).status().unwrap();
-                assert!(sent.success());
+            // The task may end, or its batch step not have started yet,
+            // between squeue and scancel: then try again.
+            if let Some(task) = running
+                && Command::new("scancel")
+                    .args(["--signal=USR1", "--batch", &task])
+                    .status()
+                    .unwrap()
+                    .success()
+            {
                 warned = Some(task);
             }
         }
@@ -464,4 +470,35 @@ fn a_slurm_job_that_does_not_see_the_workdir_fails_saying_so() {
     let log = std::fs::read_to_string(sub.join("docs-0.log")).unwrap();
     assert!(log.contains("must be on a filesystem every node shares"), "{log}");
     assert!(!wd.join("docs/manifest.json").exists());
+}
+
+#[test]
+fn without_slurm_the_slurm_executor_says_so_unless_there_is_nothing_to_submit() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.jsonl"), "{\"text\": \"one\"}\n").unwrap();
+    let f = pipeline(d.path(), "name: nos\nnodes:\n  docs:\n    op: read\n    path: a.jsonl\n");
+    let no_slurm = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .current_dir(d.path())
+            .env("PATH", d.path()) // no sbatch, no squeue
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = no_slurm(&["run", f.to_str().unwrap(), "--executor", "slurm", "--wait"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`sbatch` and `squeue` are not on PATH"), "{err}");
+    assert!(
+        !d.path().join("runs/nos/.slurm").exists(),
+        "nothing is written for a refused submission"
+    );
+    kiln_in(d.path(), &["run", f.to_str().unwrap(), "--quiet"]).ok();
+    let (code, out, err) = no_slurm(&["run", f.to_str().unwrap(), "--executor", "slurm", "--wait"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("cached"), "{out}");
 }

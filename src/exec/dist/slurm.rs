@@ -89,6 +89,13 @@ pub fn still_active(workdir: &Path) -> Result<Vec<String>, String> {
 /// Writes the scripts and submits every job; refuses while the previous
 /// submission for this workdir still has jobs in the queue.
 pub fn submit(p: &Pipeline, jobs: &[Job], inv: &Invocation, spec: &ExecutorSpec, rep: &Reporter) -> Result<Submission, UsageError> {
+    if jobs.is_empty() {
+        // Everything is built: nothing to hand to Slurm, nor to check for.
+        return Ok(Submission {
+            dir: PathBuf::new(),
+            job_ids: vec![],
+        });
+    }
     let which = |prog: &str| Command::new(prog).arg("--version").output().is_ok_and(|o| o.status.success());
     if !which("sbatch") || !which("squeue") {
         return Err(UsageError(
@@ -223,20 +230,23 @@ fn script_text(p: &Pipeline, job: &Job, inv: &Invocation, token_path: &Path, tok
         r#"#!/usr/bin/env bash
 # kiln pipeline `{name}`: {label}. Written by `kiln run --executor slurm`.
 set -u
+if [ -n "${{SLURM_ARRAY_JOB_ID:-}}" ]; then me="${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"; else me="${{SLURM_JOB_ID}}"; fi
+# USR1 (--signal=B:USR1@N) warns this shell before the time limit: stop kiln,
+# then put the task back in the queue to start again. Set first, so a warning
+# that comes early cannot kill the shell instead.
+child=""
+trap 'echo "kiln: time limit near, requeueing $me" >&2; if [ -n "$child" ]; then kill -TERM $child 2>/dev/null; wait $child; fi; scontrol requeue "$me"; exit 0' USR1
 # The workdir must be shared: this job has to see the token its submitter wrote.
 if [ "$(cat {token_path} 2>/dev/null)" != "{token}" ]; then
   echo "kiln: this node ($(hostname)) does not see {token_path}: the workdir {workdir} must be on a filesystem every node shares" >&2
   exit 3
 fi
-if [ -n "${{SLURM_ARRAY_JOB_ID:-}}" ]; then me="${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"; else me="${{SLURM_JOB_ID}}"; fi
 {cmd} &
 child=$!
 # scancel, preemption and the time limit signal every process of the job:
 # kiln stops on its own SIGTERM, committing nothing, so the shell only waits.
+# (Set after kiln starts: an ignored signal would be inherited.)
 trap '' TERM
-# USR1 (--signal=B:USR1@N) warns this shell before the time limit: stop kiln,
-# then put the task back in the queue to start again.
-trap 'echo "kiln: time limit near, requeueing $me" >&2; kill -TERM $child 2>/dev/null; wait $child; scontrol requeue "$me"; exit 0' USR1
 wait $child
 rc=$?
 while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
@@ -255,6 +265,9 @@ exit $rc
 /// not finish ended. Ctrl-C stops following, not the jobs.
 pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, cancel: &AtomicBool) -> HashMap<String, Outcome> {
     let ours: BTreeSet<&str> = sub.job_ids.iter().map(String::as_str).collect();
+    if ours.is_empty() {
+        return HashMap::new();
+    }
     let poll = std::env::var("KILN_SLURM_POLL_MS")
         .ok()
         .and_then(|s| s.parse().ok())

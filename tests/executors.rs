@@ -343,7 +343,8 @@ fn a_slurm_task_warned_before_its_time_limit_stops_and_requeues_itself() {
     kiln_in(d.path(), &["run", f, "--quiet", "--set", "workdir=inline"]).ok();
     let want = manifest(&d.path().join("inline"), "clean");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["run", f, "--set", "workdir=slurm", "--set", "executor.cpus_per_task=2"])
+        .args(["run", f, "--set", "workdir=slurm"])
+        .args(["--set", &format!("executor.cpus_per_task={}", node_cpus().min(2))])
         .args(SLURM.map(|a| a.replace("=4", "=2")))
         .env("KILN_SLURM_POLL_MS", "200")
         .current_dir(d.path())

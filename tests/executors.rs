@@ -212,6 +212,17 @@ fn submitted(workdir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The id of the `clean` shards job, once it is submitted.
+fn clean_shards_job(workdir: &Path) -> Option<String> {
+    if !workdir.join(".slurm/jobs.json").exists() {
+        return None;
+    }
+    submitted(workdir)
+        .into_iter()
+        .find(|(_, l)| l.starts_with("clean shards"))
+        .map(|(id, _)| id)
+}
+
 const SLURM: [&str; 6] = ["--executor", "slurm", "--wait", "--set", "executor.tasks=4", "--quiet"];
 
 #[test]
@@ -277,17 +288,13 @@ fn a_cancelled_slurm_task_is_resubmitted_alone_and_the_output_is_the_same() {
     let t0 = Instant::now();
     let mut cancelled: Option<String> = None;
     while cancelled.is_none() && t0.elapsed() < Duration::from_secs(180) && child.try_wait().unwrap().is_none() {
-        let clean_job = wd
-            .join(".slurm/jobs.json")
-            .exists()
-            .then(|| submitted(&wd))
-            .and_then(|j| j.into_iter().find(|(_, l)| l.starts_with("clean shards")));
+        let clean_job = clean_shards_job(&wd);
         let started = std::fs::read_dir(wd.join(".parts/clean"))
             .into_iter()
             .flatten()
             .flatten()
             .any(|set| set.path().join("part-00000/manifest.json").exists());
-        if let (Some((id, _)), true) = (clean_job, started) {
+        if let (Some(id), true) = (clean_job, started) {
             let task = format!("{id}_3");
             assert!(Command::new("scancel").arg(&task).status().unwrap().success());
             cancelled = Some(task);
@@ -362,12 +369,8 @@ fn a_slurm_task_warned_before_its_time_limit_stops_and_requeues_itself() {
             .flatten()
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with("clean."));
-        let job = wd
-            .join(".slurm/jobs.json")
-            .exists()
-            .then(|| submitted(&wd))
-            .and_then(|j| j.into_iter().find(|(_, l)| l.starts_with("clean shards")));
-        if let (true, Some((id, _))) = (writing, job) {
+        let job = clean_shards_job(&wd);
+        if let (true, Some(id)) = (writing, job) {
             let q = Command::new("squeue")
                 .args(["-h", "-r", "-j", &id, "-o", "%i|%T"])
                 .output()

@@ -17,7 +17,7 @@ use crate::spec::Pipeline;
 use crate::spec::executor::ExecutorKind;
 use jobs::{Invocation, Job, plan_jobs};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// Runs the selection with the executor `o` names.
@@ -31,7 +31,7 @@ pub fn run(
 ) -> Result<RunSummary, UsageError> {
     let jobs = plan_jobs(p, &o.executor, plans, sel);
     let exe = std::env::current_exe().map_err(|e| UsageError(format!("cannot find the kiln binary to start jobs with: {e}")))?;
-    let file = absolute(&o.file).map_err(|e| UsageError(format!("pipeline file {}: {e}", o.file.display())))?;
+    let file = std::path::absolute(&o.file).map_err(|e| UsageError(format!("pipeline file {}: {e}", o.file.display())))?;
     let spec = &o.executor;
     let ended: HashMap<String, Outcome> = match spec.kind {
         ExecutorKind::Slurm => {
@@ -61,11 +61,6 @@ pub fn run(
         }
     };
     Ok(summarize(p, sel, &ended))
-}
-
-/// `path` made absolute against the current directory.
-fn absolute(path: &Path) -> std::io::Result<PathBuf> {
-    std::path::absolute(path)
 }
 
 /// The run's end as the artifacts show it: a node built now is `Ran`, one

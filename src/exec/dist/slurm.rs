@@ -272,6 +272,13 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000u64);
+    // Fingerprints do not change while the jobs run: plan once (it reads
+    // every input file's metadata), then look only at the artifacts.
+    let fps: HashMap<String, (String, PathBuf)> = plan(p).into_iter().map(|q| (q.id, (q.fingerprint, q.dir))).collect();
+    let built = |id: &str| {
+        let (fp, dir) = &fps[id];
+        crate::exec::store::load(dir).is_some_and(|a| &a.manifest.fingerprint == fp)
+    };
     let mut last_line: HashMap<usize, String> = HashMap::new();
     let mut ended = HashMap::new();
     loop {
@@ -283,32 +290,25 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
                 continue;
             }
         };
-        let now: HashMap<String, (String, bool)> = plan(p)
-            .into_iter()
-            .map(|q| (q.id.clone(), (q.fingerprint, q.state == State::Done)))
-            .collect();
         for (k, job) in jobs.iter().enumerate() {
             let id = &sub.job_ids[k];
             let states: Vec<&str> = active.iter().filter(|(a, _)| base_id(a) == id).map(|(_, s)| s.as_str()).collect();
             let running = states.iter().filter(|s| **s == "RUNNING").count();
-            let (fp, built) = &now[&job.node];
             let line = match &job.kind {
-                JobKind::Shards { n, .. } if !built => {
-                    let done = done_parts(&p.workdir, &job.node, fp, *n).len();
+                _ if built(&job.node) => format!("{}: built", job.node),
+                JobKind::Shards { n, .. } => {
+                    let done = done_parts(&p.workdir, &job.node, &fps[&job.node].0, *n).len();
                     format!(
                         "{}: {done}/{n} shards done, {running} running, {} queued",
                         job.node,
                         states.len() - running
                     )
                 }
-                _ if *built => format!("{}: built", job.node),
                 _ if states.is_empty() => continue,
                 _ => format!("{}: {}", job.label(), states.join(",").to_lowercase()),
             };
-            if last_line.values().any(|l| l == &line) {
-                continue;
-            }
-            if last_line.get(&k) != Some(&line) {
+            // Once per change; "raw: built" once for the shards and the merge.
+            if !last_line.values().any(|l| l == &line) {
                 rep.info("progress", json!({ "job_id": id, "status": line }), format!("  {line}"));
                 last_line.insert(k, line);
             }
@@ -334,8 +334,7 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
         std::thread::sleep(Duration::from_millis(poll));
     }
     // Every job has left the queue: what is not built failed, and its logs say why.
-    let states: HashMap<String, State> = plan(p).into_iter().map(|q| (q.id.clone(), q.state)).collect();
-    let fps: HashMap<String, String> = plan(p).into_iter().map(|q| (q.id.clone(), q.fingerprint)).collect();
+    let states: HashMap<String, State> = plan(p).into_iter().map(|q| (q.id, q.state)).collect();
     // Whether the nodes a job reads are built: if not, a job that never
     // started was cancelled for that reason, not on its own.
     let inputs_built = |job: &Job| job.deps.iter().all(|&d| states.get(&jobs[d].node) == Some(&State::Done));
@@ -346,7 +345,7 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
         let id = &sub.job_ids[k];
         let msg = match &job.kind {
             JobKind::Shards { n, pending } => {
-                let done = done_parts(&p.workdir, &job.node, &fps[&job.node], *n);
+                let done = done_parts(&p.workdir, &job.node, &fps[&job.node].0, *n);
                 let missing: Vec<u32> = pending.iter().copied().filter(|i| !done.contains(i)).collect();
                 if missing.is_empty() {
                     continue; // the shards are fine; the merge says what failed
@@ -372,7 +371,7 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
             }
             JobKind::Merge { n } => {
                 let log = sub.dir.join(format!("{}-merge.log", job.node));
-                let all_parts = done_parts(&p.workdir, &job.node, &fps[&job.node], *n).len() == *n as usize;
+                let all_parts = done_parts(&p.workdir, &job.node, &fps[&job.node].0, *n).len() == *n as usize;
                 if !log.exists() && all_parts {
                     // Every part is there, yet the merge never ran: a task was
                     // cancelled or failed after committing its part.

@@ -66,6 +66,16 @@ impl Job {
         }
     }
 
+    /// The name of the log of the unit for `shard` (an index, or Slurm's
+    /// `%a` in an `--output` pattern): `raw-3.log`, `raw-merge.log`, `dedup.log`.
+    pub fn log_name(&self, shard: &str) -> String {
+        match &self.kind {
+            JobKind::Shards { .. } => format!("{}-{shard}.log", self.node),
+            JobKind::Merge { .. } => format!("{}-merge.log", self.node),
+            JobKind::Whole { .. } => format!("{}.log", self.node),
+        }
+    }
+
     /// The units this job runs: one per pending shard, else one.
     pub fn units(&self) -> Vec<Option<u32>> {
         match &self.kind {

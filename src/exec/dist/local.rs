@@ -3,7 +3,7 @@
 //! has finished; the first failure stops new starts, and Ctrl-C sends
 //! SIGTERM to the running units (each stops without committing anything).
 
-use super::jobs::{Invocation, Job, JobKind};
+use super::jobs::{Invocation, Job};
 use super::log_tail;
 use crate::exec::report::Reporter;
 use crate::exec::run::{Outcome, UsageError};
@@ -61,13 +61,9 @@ pub fn run(
             };
             let (j, shard) = queue.remove(pos);
             let job = &jobs[j];
-            let name = match (&job.kind, shard) {
-                (JobKind::Shards { .. }, Some(i)) => format!("{}-{i}.log", job.node),
-                (JobKind::Merge { .. }, _) => format!("{}-merge.log", job.node),
-                _ => format!("{}.log", job.node),
-            };
-            let log = logs.join(name);
-            let argv = inv.argv(job, &shard.map(|i| i.to_string()).unwrap_or_default());
+            let index = shard.map(|i| i.to_string()).unwrap_or_default();
+            let log = logs.join(job.log_name(&index));
+            let argv = inv.argv(job, &index);
             let child = std::fs::File::create(&log).and_then(|f| {
                 let f2 = f.try_clone()?;
                 Command::new(&argv[0])

@@ -136,10 +136,7 @@ pub fn submit(p: &Pipeline, jobs: &[Job], inv: &Invocation, spec: &ExecutorSpec,
         };
         let text = script_text(p, job, &inv, &token_path, &token, &workdir);
         std::fs::write(&script, text).map_err(|e| UsageError(format!("cannot write {}: {e}", script.display())))?;
-        let log = match &job.kind {
-            JobKind::Shards { .. } => dir.join(format!("{}-%a.log", job.node)),
-            _ => dir.join(format!("{stem}.log")),
-        };
+        let log = dir.join(job.log_name("%a"));
         let deps: Vec<&str> = job.deps.iter().map(|&d| ids[d].as_str()).collect();
         let name = format!("kiln-{}-{stem}", p.name);
         let mut args = sbatch_args(job, &spec.resources(&job.node), &name, &cwd, &log, &deps, spec.requeue_signal_s);
@@ -350,7 +347,7 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
                 if missing.is_empty() {
                     continue; // the shards are fine; the merge says what failed
                 }
-                let log = |i: u32| sub.dir.join(format!("{}-{i}.log", job.node));
+                let log = |i: u32| sub.dir.join(job.log_name(&i.to_string()));
                 if !inputs_built(job) && missing.iter().all(|&i| !log(i).exists()) {
                     ended.insert(job.node.clone(), Outcome::Skipped); // its inputs failed: never started
                     continue;
@@ -370,7 +367,7 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
                 )
             }
             JobKind::Merge { n } => {
-                let log = sub.dir.join(format!("{}-merge.log", job.node));
+                let log = sub.dir.join(job.log_name(""));
                 let all_parts = done_parts(&p.workdir, &job.node, &fps[&job.node].0, *n).len() == *n as usize;
                 if !log.exists() && all_parts {
                     // Every part is there, yet the merge never ran: a task was
@@ -385,7 +382,7 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
                 }
             }
             JobKind::Whole { .. } => {
-                let log = sub.dir.join(format!("{}.log", job.node));
+                let log = sub.dir.join(job.log_name(""));
                 if !log.exists() && !inputs_built(job) {
                     ended.insert(job.node.clone(), Outcome::Skipped);
                     continue;

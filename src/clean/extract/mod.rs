@@ -17,6 +17,9 @@
 //! 3. The kept blocks become lines; link-heavy and boilerplate-phrase lines
 //!    are dropped as `favor` asks.
 //!
+//! Before parsing, [`strip`] removes comments and script, style, svg and
+//! similar elements at the byte level: half of a real page, never read.
+//!
 //! Bad input: text that looks binary is rejected before parsing; input
 //! longer than `max_html_bytes` is cut (at a character boundary) before
 //! parsing, and nesting that would make html5ever quadratic is rejected as
@@ -31,6 +34,7 @@ pub mod eval;
 mod nesting;
 mod patterns;
 mod select;
+mod strip;
 #[cfg(test)]
 mod tests;
 
@@ -63,8 +67,9 @@ pub struct ExtractParams {
     pub include_tables: bool,
     /// Wall-clock budget per page in milliseconds, parsing included; 0 = none. Default 1000.
     pub time_budget_ms: u64,
-    /// Input beyond this many bytes is cut off before parsing (the parser itself cannot be
-    /// interrupted, so this bounds its time). Default 4 MiB.
+    /// Input beyond this many bytes, counted after comments and scripts are stripped, is cut
+    /// off before parsing (the parser itself cannot be interrupted, so this bounds its time).
+    /// Default 4 MiB.
     pub max_html_bytes: usize,
 }
 
@@ -92,11 +97,17 @@ pub struct Extracted {
 /// Extracts; Err is a reason string "<class>: <detail>" (e.g. "extract_empty: no main text",
 /// "extract_timeout: 1000 ms budget hit", "extract_binary: ...").
 pub fn extract(html: &str, p: &ExtractParams) -> Result<Extracted, Reason> {
+    extract_page(html, p, true)
+}
+
+/// [`extract`], with the [`strip`] pre-pass optional so that tests can show it changes nothing.
+fn extract_page(html: &str, p: &ExtractParams, strip_first: bool) -> Result<Extracted, Reason> {
     let mut budget = Budget::new(p.time_budget_ms);
     if let Some(why) = looks_binary(html) {
         return Err(format!("extract_binary: {why}"));
     }
-    let html = cut(html, p.max_html_bytes);
+    let stripped = if strip_first { strip::strip(html) } else { html.into() };
+    let html = cut(&stripped, p.max_html_bytes);
     let (cost, deepest) = nesting::parse_cost(html, MAX_PARSE_COST);
     if cost > MAX_PARSE_COST {
         return Err(format!(

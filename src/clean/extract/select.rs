@@ -13,9 +13,12 @@
 //! 3. The best container, moved up while its ancestors score about as well,
 //!    plus the siblings readability would append, is the main content;
 //!    when it holds too little text, the page's paragraph baseline
-//!    (trafilatura's `baseline()` idea) is taken instead.
+//!    (trafilatura's `baseline()` idea) is taken instead, and when it holds
+//!    a small share of the baseline's text, the selection widens to an
+//!    ancestor's paragraphs.
+//! 4. The lead between the headline and the main text is added ([`add_lead`]).
 
-use super::dom::Page;
+use super::dom::{Block, Page};
 use super::patterns::{self, HIDDEN, MAIN, NEG, POS, STRONG, Tag};
 use super::{Budget, ExtractParams, Favor};
 use crate::clean::Reason;
@@ -31,6 +34,12 @@ struct Knobs {
     sibling_ratio: f32,
     /// Drop short photo/source credit lines.
     drop_credits: bool,
+    /// Drop short related-links, subscription and post-metadata lines.
+    drop_asides: bool,
+    /// A container holding less than this share of the page's baseline text is
+    /// widened to an ancestor holding [`WIDEN_TO`] of it. Measured on the trafilatura benchmark: F1 rises
+    /// from 0.887 (never) to 0.907 (0.7), falls at 0.8 and above (precision).
+    widen_below: f32,
 }
 
 fn knobs(f: Favor) -> Knobs {
@@ -40,24 +49,34 @@ fn knobs(f: Favor) -> Knobs {
             link_line_chars: 300,
             sibling_ratio: 0.3,
             drop_credits: true,
+            drop_asides: true,
+            widen_below: 0.5,
         },
         Favor::Balanced => Knobs {
             max_link_density: 0.8,
             link_line_chars: 200,
             sibling_ratio: 0.2,
             drop_credits: true,
+            drop_asides: true,
+            widen_below: 0.7,
         },
         Favor::Recall => Knobs {
             max_link_density: 0.9,
             link_line_chars: 100,
             sibling_ratio: 0.1,
             drop_credits: false,
+            drop_asides: false,
+            widen_below: 0.8,
         },
     }
 }
 
 /// Text below this many chars makes the container choice doubtful: compare with the baseline.
 const SHORT_TEXT: u32 = 250;
+/// How much of the page's baseline text a widened selection reaches for: the
+/// main text may be spread over many sibling blocks (recipe steps, one `<div>`
+/// per paragraph) or split around an embed, and one container caught a part.
+const WIDEN_TO: f32 = 0.7;
 
 /// Paragraph-like blocks that readability scores.
 fn scoreable(tag: Tag) -> bool {
@@ -183,20 +202,72 @@ pub(super) fn select(page: &Page, p: &ExtractParams, budget: &mut Budget) -> Res
     }
 
     let mut chosen = Vec::new();
-    if let Some((top, top_score)) = best {
-        let top = climb(page, &score, &scored, top, top_score);
+    let mut top = 0;
+    if let Some((best, best_score)) = best {
+        top = climb(page, &score, &scored, best, best_score);
         chosen = siblings(page, &size, &score, &scored, &chars, &links, top, k.sibling_ratio);
     }
     let mut kept = keep_blocks(page, &removed, &chosen, &size, &k, false);
     let kept_chars: u32 = kept.iter().map(|&b| page.blocks[b as usize].chars).sum();
-    if kept_chars < SHORT_TEXT {
-        let base = keep_blocks(page, &removed, &[0], &size, &k, true);
-        let base_chars: u32 = base.iter().map(|&b| page.blocks[b as usize].chars).sum();
-        if base_chars > kept_chars {
-            kept = base;
+    let base_chars = baseline_chars(page, &removed, &k);
+    if kept_chars < SHORT_TEXT && base_chars[0] > kept_chars {
+        kept = keep_blocks(page, &removed, &[0], &size, &k, true);
+    } else if (kept_chars as f32) < k.widen_below * base_chars[0] as f32 {
+        // The nearest ancestor of the container holding WIDEN_TO of the page's baseline text.
+        let mut a = top;
+        while a != 0 && (base_chars[a] as f32) < WIDEN_TO * base_chars[0] as f32 {
+            a = page.els[a].parent as usize;
+        }
+        kept = keep_blocks(page, &removed, &[a], &size, &k, true);
+    }
+    add_lead(page, &removed, &k, &mut kept);
+    Ok(kept)
+}
+
+/// Lines shorter than this are not taken as a lead.
+const LEAD_CHARS: u32 = 80;
+
+/// Adds the lead (standfirst): prose lines between the headline (the first
+/// `<h1>`, else the first `<h2>`) and the first kept line. News pages set it
+/// apart from the body, in a teaser `<p>`, a `<div>` or an `<h2>`, so the
+/// container misses it. A line qualifies with [`LEAD_CHARS`] or more, few
+/// links, and either a paragraph-like element or a sentence's last
+/// character; the headline itself is the `title` column, not text.
+fn add_lead(page: &Page, removed: &[bool], k: &Knobs, kept: &mut Vec<u32>) {
+    let Some(&first) = kept.first() else { return };
+    let before = &page.blocks[..first as usize];
+    let heading = |level| before.iter().position(|b| page.els[b.el as usize].tag == Tag::H(level));
+    let Some(headline) = heading(1).or_else(|| heading(2)) else {
+        return;
+    };
+    let mut lead: Vec<u32> = (headline + 1..first as usize)
+        .filter(|&i| {
+            let b = &page.blocks[i];
+            let el = b.el as usize;
+            let paragraph = matches!(page.els[el].tag, Tag::P | Tag::Div | Tag::Article | Tag::Main | Tag::Section);
+            let sentence = page.block_text(b).trim_end().ends_with(['.', '!', '?', '…', '"', '“', '»']);
+            b.chars >= LEAD_CHARS && b.link_chars * 5 < b.chars && (paragraph || sentence) && !removed[el] && passes(page, b, k, false)
+        })
+        .map(|i| i as u32)
+        .collect();
+    if !lead.is_empty() {
+        lead.extend_from_slice(kept);
+        *kept = lead;
+    }
+}
+
+/// Characters of the baseline's lines (see [`keep_blocks`]) in each element's subtree.
+fn baseline_chars(page: &Page, removed: &[bool], k: &Knobs) -> Vec<u32> {
+    let mut sum = vec![0u32; page.els.len()];
+    for b in &page.blocks {
+        if !removed[b.el as usize] && passes(page, b, k, true) {
+            sum[b.el as usize] += b.chars;
         }
     }
-    Ok(kept)
+    for i in (1..sum.len()).rev() {
+        sum[page.els[i].parent as usize] += sum[i];
+    }
+    sum
 }
 
 /// Readability's step up from the best container: to an ancestor that scores higher,
@@ -275,25 +346,30 @@ fn keep_blocks(page: &Page, removed: &[bool], roots: &[usize], size: &[u32], k: 
         if r == roots.len() {
             break;
         }
-        if el < roots[r] || removed[el] {
-            continue;
+        if el >= roots[r] && !removed[el] && passes(page, b, k, baseline) {
+            out.push(i as u32);
         }
-        let ld = b.link_chars as f32 / b.chars.max(1) as f32;
-        if ld > k.max_link_density && b.chars < k.link_line_chars {
-            continue;
-        }
-        let tag = page.els[el].tag;
-        if baseline && !(scoreable(tag) || matches!(tag, Tag::Li | Tag::H(_))) {
-            continue;
-        }
-        let text = page.block_text(b);
-        if patterns::is_boilerplate_line(text) || (k.drop_credits && patterns::is_credit_line(text)) {
-            continue;
-        }
-        out.push(i as u32);
     }
     drop_orphan_headings(page, &mut out);
     out
+}
+
+/// Whether a block is a line of the main text by the line filters: link
+/// density, boilerplate phrases and credits; for the baseline, also only
+/// paragraph, heading and list lines.
+fn passes(page: &Page, b: &Block, k: &Knobs, baseline: bool) -> bool {
+    let ld = b.link_chars as f32 / b.chars.max(1) as f32;
+    if ld > k.max_link_density && b.chars < k.link_line_chars {
+        return false;
+    }
+    let tag = page.els[b.el as usize].tag;
+    if baseline && !(scoreable(tag) || matches!(tag, Tag::Li | Tag::H(_))) {
+        return false;
+    }
+    let text = page.block_text(b);
+    !(patterns::is_boilerplate_line(text)
+        || (k.drop_credits && patterns::is_credit_line(text))
+        || (k.drop_asides && patterns::is_aside_line(text)))
 }
 
 /// Drops headings whose section lost all its lines ("Related posts" over a dropped

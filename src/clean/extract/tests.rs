@@ -351,3 +351,69 @@ fn stripping_before_parsing_changes_no_real_page() {
     assert!(differ.is_empty(), "{} pages differ: {differ:?}", differ.len());
     assert!(shrunk.1 * 10 < shrunk.0 * 7, "strip kept {} of {} bytes", shrunk.1, shrunk.0);
 }
+
+#[test]
+fn lead_between_headline_and_body_is_kept() {
+    let lead = "Officials say the water will stay high for days, and more rain is forecast for the weekend across the valley.";
+    let html = format!(
+        "<html><body><h1>Flood in the old town</h1><div class=standfirst>{lead}</div>\
+         <div class=byline>By A. Writer</div><article>{BODY}</article></body></html>"
+    );
+    let t = text(&html);
+    assert!(t.starts_with(lead), "the lead comes first: {t}");
+    assert!(!t.contains("Flood in the old town"), "the headline is the title, not text: {t}");
+    // A short line there is not a lead, nor is a link list.
+    let html = format!(
+        "<html><body><h1>Flood</h1><div>Updated five minutes ago</div><p><a href=/a>One linked teaser that goes on for a while to pass the length</a> \
+         <a href=/b>and another linked teaser</a></p><article>{BODY}</article></body></html>"
+    );
+    let t = text(&html);
+    assert!(t.starts_with("The river rose"), "{t}");
+}
+
+#[test]
+fn main_text_spread_over_sibling_blocks_is_gathered() {
+    // One long paragraph in a service box outscores any single recipe step
+    // (one `<p>` per `<div>`); the steps together hold most of the page's text.
+    let steps: String = (1..=8)
+        .map(|i| format!("<div class=step><span>{i}</span><div class=copy><p>Step {i}: mix the flour with the yeast, add the warm milk and knead the dough until it is smooth and elastic.</p></div></div>"))
+        .collect();
+    let html = format!(
+        "<html><body><div class=recipe><h3>Preparation</h3>{steps}</div>\
+         <div class=entry-content><p>Our service team answers your questions about products, recipes and ingredients, \
+         and we are also your contact for complaints, guided tours, seminars and demonstrations, so call us, \
+         we look forward to hearing from you, every weekday, from eight to six, free of charge, from any network.</p></div></body></html>"
+    );
+    let t = text(&html);
+    for i in 1..=8 {
+        assert!(t.contains(&format!("Step {i}:")), "step {i} missing: {t}");
+    }
+}
+
+#[test]
+fn related_links_subscription_and_credit_lines_are_dropped() {
+    let html = format!(
+        "<html><body><article>{BODY}<p>Foto: TebNad/Shutterstock.com</p><p>AFP / MARCO BERTORELLO</p>\
+         <h3>Lesen Sie auch</h3><p>Subscribe to email updates</p><p>This entry was posted in News.</p>\
+         <p>Kategorie: News</p></article></body></html>"
+    );
+    let t = text(&html);
+    assert!(t.contains("more rain was forecast."), "{t}");
+    for junk in [
+        "Shutterstock",
+        "BERTORELLO",
+        "Lesen Sie auch",
+        "Subscribe",
+        "This entry",
+        "Kategorie",
+    ] {
+        assert!(!t.contains(junk), "{junk} leaked: {t}");
+    }
+    // Only short lines: a paragraph that starts the same way but goes on is text.
+    let long = "Subscribe is what the council asked residents to do: sign up for flood warnings by text message, which more than four thousand people did within the first two days of the alert.";
+    let t = text(&format!("<html><body><article>{BODY}<p>{long}</p></article></body></html>"));
+    assert!(t.contains(long), "{t}");
+    // A slash between capitalised words in a sentence is not a credit.
+    assert!(!patterns::is_credit_line("The Rhine/Main region flooded last night."));
+    assert!(patterns::is_credit_line("Judy Eddy/WENN.com"));
+}

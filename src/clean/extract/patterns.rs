@@ -10,6 +10,7 @@
 //! a few long words are also matched inside glued names (`commentlist`).
 
 use scraper::node::Element;
+use std::collections::HashMap;
 
 /// Boilerplate hint: navigation, menus, footers, sidebars, share bars, bylines, dates...
 pub(super) const NEG: u16 = 1;
@@ -295,6 +296,34 @@ const POS_PARTS: &[&str] = &[
 ];
 const GLUED_POS: &[&str] = &["article", "content", "story"];
 
+/// What a whole class/id part says, first match winning in this order.
+#[derive(Clone, Copy)]
+enum Part {
+    Strong,
+    Neg,
+    Header,
+    Pos,
+}
+
+/// Every part of the lists above in one map: a class list is checked part by
+/// part on every element, and a scan of the lists was a tenth of extraction.
+static PART_KINDS: std::sync::LazyLock<HashMap<&'static str, Part>> = std::sync::LazyLock::new(|| {
+    let mut m = HashMap::new();
+    // Lowest priority first, so that a part in two lists gets the earlier kind.
+    let lists: [(&[&'static str], Part); 4] = [
+        (POS_PARTS, Part::Pos),
+        (&["header", "head"], Part::Header),
+        (NEG_PARTS, Part::Neg),
+        (STRONG_PARTS, Part::Strong),
+    ];
+    for (list, kind) in lists {
+        for &w in list {
+            m.insert(w, kind);
+        }
+    }
+    m
+});
+
 /// Flags from one class name or id (ASCII-lower-cased into `buf`).
 fn name_flags(name: &str, buf: &mut String) -> u16 {
     buf.clear();
@@ -311,22 +340,21 @@ fn name_flags(name: &str, buf: &mut String) -> u16 {
         ) {
             continue;
         }
-        if STRONG_PARTS.contains(&part) {
-            f |= STRONG | NEG;
-        } else if NEG_PARTS.contains(&part) {
-            f |= NEG;
-        } else if part == "header" || part == "head" {
-            header = true;
-        } else if POS_PARTS.contains(&part) {
-            pos = true;
-        } else if part.len() > 5 {
-            if GLUED_STRONG.iter().any(|w| part.contains(w)) {
-                f |= STRONG | NEG;
-            } else if GLUED_NEG.iter().any(|w| part.contains(w)) {
-                f |= NEG;
-            } else if GLUED_POS.iter().any(|w| part.contains(w)) {
-                pos = true;
+        match PART_KINDS.get(part) {
+            Some(Part::Strong) => f |= STRONG | NEG,
+            Some(Part::Neg) => f |= NEG,
+            Some(Part::Header) => header = true,
+            Some(Part::Pos) => pos = true,
+            None if part.len() > 5 => {
+                if GLUED_STRONG.iter().any(|w| part.contains(w)) {
+                    f |= STRONG | NEG;
+                } else if GLUED_NEG.iter().any(|w| part.contains(w)) {
+                    f |= NEG;
+                } else if GLUED_POS.iter().any(|w| part.contains(w)) {
+                    pos = true;
+                }
             }
+            None => {}
         }
     }
     // "entry-header"/"article-header" hold the headline; "site-header" is chrome.

@@ -224,6 +224,9 @@ impl Trigrams {
         let lower = text.trim().to_lowercase();
         let n = self.langs.len();
         let (mut letters, mut words, mut decidable) = (0usize, 0usize, 0usize);
+        // A script only one allowed language is written in decides by itself
+        // in lingua's first rule (with `languages: [en, ru]`, Cyrillic is Russian).
+        let single = self.script_mask.map(|m| (allowed & m).count_ones() == 1);
         let mut in_script = [0usize; 2];
         let mut shared = vec![0u32; n];
         let (mut keys, mut chars, mut seen) = (Vec::new(), Vec::new(), Vec::new());
@@ -242,10 +245,12 @@ impl Trigrams {
             if let Some(i) = script {
                 in_script[i] += chars.len();
             }
+            if script.is_some_and(|i| single[i]) {
+                decidable += 1;
+            } else if !w.is_ascii() && (script.is_none() || chars.iter().any(|&c| UNIQUE.contains(c))) {
+                decidable += 1;
+            }
             if !w.is_ascii() {
-                if script.is_none() || chars.iter().any(|&c| UNIQUE.contains(c)) {
-                    decidable += 1;
-                }
                 seen.clear();
                 for &c in &chars {
                     if let Some(&m) = self.shared.get(&c).filter(|_| !seen.contains(&c)) {
@@ -273,7 +278,7 @@ impl Trigrams {
         // so a text is served only when one script holds most of its letters.
         let script = (0..2).find(|&i| in_script[i] * 2 > letters)?;
         let of_script = allowed & self.script_mask[script];
-        // Then, if letters shared by a few languages (ã, ß-less umlauts, ł...)
+        // Then, if letters shared by a few languages (ã, ä, ł...)
         // are in at least half the words, only those languages remain.
         let half = words as f64 * 0.5;
         let subset = (0..n)

@@ -245,9 +245,8 @@ impl Trigrams {
             if let Some(i) = script {
                 in_script[i] += chars.len();
             }
-            if script.is_some_and(|i| single[i]) {
-                decidable += 1;
-            } else if !w.is_ascii() && (script.is_none() || chars.iter().any(|&c| UNIQUE.contains(c))) {
+            let proof = !w.is_ascii() && (script.is_none() || chars.iter().any(|&c| UNIQUE.contains(c)));
+            if proof || script.is_some_and(|i| single[i]) {
                 decidable += 1;
             }
             if !w.is_ascii() {

@@ -32,6 +32,11 @@ pub(super) fn strip(html: &str) -> Cow<'_, str> {
     // `html[copied..]` is what has not been copied to `out` yet.
     let mut copied = 0;
     let mut i = 0;
+    // Bytes that svg/math scans may read. A scan that finds the element left
+    // open is read again from the next start tag inside it, so 100k unclosed
+    // `<svg>`s before a `<div>` would be quadratic; past the budget, svg and
+    // math stay for html5ever (whose own cost `nesting` bounds).
+    let mut budget = 2 * b.len() + (1 << 20);
     while let Some(off) = memchr(b'<', &b[i..]) {
         let lt = i + off;
         let rest = &b[lt..];
@@ -54,7 +59,7 @@ pub(super) fn strip(html: &str) -> Cow<'_, str> {
         if let Some(el) = REMOVED.iter().find(|el| name.eq_ignore_ascii_case(el)) {
             // svg and math are foreign content: `<svg/>` is a whole element there.
             let self_closed = matches!(*el, b"svg" | b"math") && b[..tag_end].ends_with(b"/>");
-            match if self_closed { Some(tag_end) } else { element_end(b, tag_end, el) } {
+            match if self_closed { Some(tag_end) } else { element_end(b, tag_end, el, &mut budget) } {
                 Some(end) => {
                     out.push_str(&html[copied..lt]);
                     copied = end;
@@ -155,9 +160,9 @@ fn end_tag_at(b: &[u8], from: usize, name: &[u8]) -> Option<usize> {
 /// The end of a removed element whose start tag ends at `from`: its end tag,
 /// or the end of input if it is never closed, as the tokenizer reads it.
 /// `None` when it is not safe to remove: see [`foreign_end`].
-fn element_end(b: &[u8], from: usize, name: &[u8]) -> Option<usize> {
+fn element_end(b: &[u8], from: usize, name: &[u8], budget: &mut usize) -> Option<usize> {
     if matches!(name, b"svg" | b"math") {
-        foreign_end(b, from, name)
+        foreign_end(b, from, name, budget)
     } else {
         // script, style and noscript content is raw text: it cannot nest.
         Some(end_tag_at(b, from, name).unwrap_or(b.len()))
@@ -222,12 +227,14 @@ const BREAKOUT: [&[u8]; 48] = [
 /// ones. An svg left open (`<div><svg><use></div>`) is closed by the tree
 /// builder at the next HTML tag, which a byte scan cannot follow, so any
 /// tag from [`BREAKOUT`] (or `<font>`) before the end tag makes this `None`
-/// and the element stays for html5ever.
-fn foreign_end(b: &[u8], from: usize, name: &[u8]) -> Option<usize> {
+/// and the element stays for html5ever. So does every svg or math once the
+/// scans have read `budget` bytes.
+fn foreign_end(b: &[u8], from: usize, name: &[u8], budget: &mut usize) -> Option<usize> {
     let mut depth = 1usize;
     let mut j = from;
     while let Some(p) = memchr(b'<', &b[j..]) {
         let lt = j + p;
+        *budget = budget.checked_sub(lt + 1 - j)?;
         let (close, at) = if b.get(lt + 1) == Some(&b'/') {
             (true, lt + 2)
         } else {
@@ -307,5 +314,15 @@ mod tests {
             strip("<title>a</title><script>x</script><textarea>b</textarea>"),
             "<title>a</title><textarea>b</textarea>"
         );
+    }
+
+    #[test]
+    fn unclosed_svgs_before_a_breakout_stay_linear() {
+        // Each `<svg>` scan stops at the `<div>` at the end and is read again
+        // from the next one: quadratic without the budget (10^10 bytes here).
+        let html = format!("{}<div>t</div>", "<svg>".repeat(100_000));
+        let t = std::time::Instant::now();
+        assert_eq!(strip(&html), html);
+        assert!(t.elapsed().as_secs() < 20, "took {:?}", t.elapsed());
     }
 }

@@ -448,7 +448,7 @@ const CREDIT_STARTS: &[&str] = &[
     "credits:",
     "image:",
     "crédits photos",
-    "crédito",
+    "crédito:",
     "quelle:",
     "quellen:",
     "quellenangaben",

@@ -59,7 +59,12 @@ pub(super) fn strip(html: &str) -> Cow<'_, str> {
         if let Some(el) = REMOVED.iter().find(|el| name.eq_ignore_ascii_case(el)) {
             // svg and math are foreign content: `<svg/>` is a whole element there.
             let self_closed = matches!(*el, b"svg" | b"math") && b[..tag_end].ends_with(b"/>");
-            match if self_closed { Some(tag_end) } else { element_end(b, tag_end, el, &mut budget) } {
+            let end = if self_closed {
+                Some(tag_end)
+            } else {
+                element_end(b, tag_end, el, &mut budget)
+            };
+            match end {
                 Some(end) => {
                     out.push_str(&html[copied..lt]);
                     copied = end;

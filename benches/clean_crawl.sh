@@ -21,13 +21,17 @@
 # The two tools run alternately, RUNS times each, so both see the same
 # machine load; the script prints every run, the medians, documents/s and
 # MB/s of WARC HTML bytes, and the kept counts. LANGID=0 leaves language ID
-# out of both. KILN=path uses a prebuilt binary instead of a release build.
+# out of both. DEDUP_PII=1 adds the rest of the recipe to both: MinHash dedup
+# (FineWeb's 5-grams, 14 x 8) and PII (kiln's `dedup` and `final` nodes;
+# datatrove's four MinHash stages and PIIFormatter). KILN=path uses a
+# prebuilt binary instead of a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 BENCH_DIR=${BENCH_DIR:-/tmp/kiln-bench}
 DATA=${DATA:-../shared/data}
 LANGID=${LANGID:-1}
+DEDUP_PII=${DEDUP_PII:-0}
 W=$BENCH_DIR/cc
 mkdir -p "$W"
 if [ -z "${KILN:-}" ]; then
@@ -83,9 +87,26 @@ $langid_step
       - c4: {filter_no_terminal_punct: false}
       - fineweb
 YAML
+last=clean
+dt_more=()
+if [ "$DEDUP_PII" = 1 ]; then
+  cat >> "$W/kiln.yaml" <<YAML
+  dedup:
+    op: dedup
+    input: clean
+    method: minhash
+  final:
+    op: clean
+    input: dedup
+    steps:
+      - pii
+YAML
+  last=final
+  dt_more=(--dedup-pii)
+fi
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "input: $warc (2 files, $docs response records, $html bytes of HTML); langid: $LANGID"
+echo "input: $warc (2 files, $docs response records, $html bytes of HTML); langid: $LANGID; dedup+pii: $DEDUP_PII"
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 : > "$W/kiln-times.txt"
 : > "$W/dt-times.txt"
@@ -97,17 +118,17 @@ for i in $(seq "$RUNS"); do
   cs=$(python3 -c "import json,sys;[print(e['secs']) for e in map(json.loads, open(sys.argv[1])) if e.get('event')=='node_done' and e['node']=='clean']" "$W/kiln-events.json")
   echo "$t $m $cs" >> "$W/kiln-times.txt"
   rm -rf "$W/dt-out"
-  /usr/bin/time -f "%e" -o "$W/time.txt" "$PY" benches/clean_crawl_datatrove.py "$warc" "$W/dt-out" "${dt_lid[@]}" >"$W/dt-result.json" 2>"$W/dt-err.txt" \
+  /usr/bin/time -f "%e" -o "$W/time.txt" "$PY" benches/clean_crawl_datatrove.py "$warc" "$W/dt-out" "${dt_lid[@]}" "${dt_more[@]}" >"$W/dt-result.json" 2>"$W/dt-err.txt" \
     || { tail -20 "$W/dt-err.txt"; exit 1; }
   read -r dt < "$W/time.txt"
   echo "$dt" >> "$W/dt-times.txt"
   echo "run $i: kiln ${t}s (clean node ${cs}s, peak RSS $((m / 1024)) MiB), datatrove ${dt}s; load $(cut -d' ' -f1 /proc/loadavg)"
 done
-kept=$(python3 -c "import json;print(json.load(open('$W/kiln-work/clean/manifest.json'))['rows'])")
+kept=$(python3 -c "import json;print(json.load(open('$W/kiln-work/$last/manifest.json'))['rows'])")
 python3 - "$W/dt-result.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("datatrove funnel:", {k.split(": ")[-1]: {s: v for s, v in b.items() if s in ("total", "forwarded", "dropped", "timeout", "documents")} for k, b in r["blocks"].items()})
+print("datatrove funnel:", {k.split(": ")[0] + ": " + k.split(": ")[-1]: {s: v for s, v in b.items() if s in ("total", "forwarded", "dropped", "timeout", "documents")} for k, b in r["blocks"].items()})
 PY
 dkept=$(python3 -c "import json;print(json.load(open('$W/dt-result.json'))['kept'])")
 t=$(cut -d' ' -f1 "$W/kiln-times.txt" | median)
@@ -117,7 +138,9 @@ d=$(median < "$W/dt-times.txt")
 # Load swings between runs, so the fair ratio pairs each kiln run with the
 # datatrove run right after it.
 r=$(paste -d' ' "$W/kiln-times.txt" "$W/dt-times.txt" | awk '{print $4/$1}' | median)
-awk -v h="$html" -v n="$docs" -v t="$t" -v c="$c" -v d="$d" -v m="$m" -v k="$kept" -v dk="$dkept" -v r="$r" 'BEGIN{
-  printf "kiln (read+clean, 2 threads): median %.2fs = %.1f docs/s, %.2f MB/s of HTML (clean node alone %.2fs); peak RSS %.0f MiB; kept %d\n", t, n/t, h/1e6/t, c, m/1024, k
+nodes=read+clean
+[ "$DEDUP_PII" = 1 ] && nodes=read+clean+dedup+pii
+awk -v nodes="$nodes" -v h="$html" -v n="$docs" -v t="$t" -v c="$c" -v d="$d" -v m="$m" -v k="$kept" -v dk="$dkept" -v r="$r" 'BEGIN{
+  printf "kiln (%s, 2 threads): median %.2fs = %.1f docs/s, %.2f MB/s of HTML (clean node alone %.2fs); peak RSS %.0f MiB; kept %d\n", nodes, t, n/t, h/1e6/t, c, m/1024, k
   printf "datatrove 0.10 (2 tasks):     median %.2fs = %.1f docs/s, %.2f MB/s of HTML; kept %d\n", d, n/d, h/1e6/d, dk
   printf "kiln / datatrove documents/s: %.1fx (ratio of medians), %.1fx (median of per-run ratios)\n", d/t, r }'

@@ -2,12 +2,16 @@
 """datatrove 0.10's side of benches/clean_crawl.sh: the clean-crawl recipe's
 steps on the same WARC files, with datatrove's own blocks.
 
-    clean_crawl_datatrove.py WARC_DIR OUT_DIR [--lid lid.176.ftz | --no-langid] [--tasks 2 --workers 2]
+    clean_crawl_datatrove.py WARC_DIR OUT_DIR [--lid lid.176.ftz | --no-langid] [--tasks 2 --workers 2] [--dedup-pii]
 
 WarcReader → URLFilter → Trafilatura(favour_precision) → LanguageFilter(en,
 0.65) → GopherRepetitionFilter → GopherQualityFilter → C4QualityFilter(no
 terminal-punctuation rule) → FineWebQualityFilter → JsonlWriter, run by
-LocalPipelineExecutor. Prints one JSON line: documents read and kept, and
+LocalPipelineExecutor. With --dedup-pii, the rest of the recipe follows as
+FineWeb ran it: MinhashDedupSignature → MinhashDedupBuckets →
+MinhashDedupCluster → MinhashDedupFilter + PIIFormatter → JsonlWriter, with
+MinhashConfig's defaults (5-grams, 14 buckets of 8 hashes: FineWeb's), each
+stage an executor run of its own, as datatrove requires. Prints one JSON line: documents read and kept, and
 each block's counters.
 
 Offline adjustments (this machine reaches package registries only), none of
@@ -34,7 +38,15 @@ from datatrove.pipeline.filters import (
     LanguageFilter,
     URLFilter,
 )
-from datatrove.pipeline.readers import WarcReader
+from datatrove.pipeline.dedup import (
+    MinhashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupFilter,
+    MinhashDedupSignature,
+)
+from datatrove.pipeline.formatters import PIIFormatter
+from datatrove.pipeline.readers import JsonlReader, WarcReader
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.lid import FT176LID
 
@@ -63,6 +75,7 @@ def main():
     ap.add_argument("--extract-timeout", type=float, default=30.0, help="seconds per page before Trafilatura gives up")
     ap.add_argument("--tasks", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--dedup-pii", action="store_true", help="add MinHash dedup and PII, the rest of the recipe")
     a = ap.parse_args()
     if not a.no_langid and not a.lid:
         sys.exit("give --lid MODEL or --no-langid")
@@ -86,13 +99,31 @@ def main():
     t0 = time.time()
     ex = LocalPipelineExecutor(steps, tasks=a.tasks, workers=a.workers, logging_dir=os.path.join(a.out_dir, "logs"))
     ex.run()
+    stages = ["logs"]
+    if a.dedup_pii:
+        out = lambda d: os.path.join(a.out_dir, d)  # noqa: E731
+        cfg = MinhashConfig()
+        runs = [
+            ("sigs", [JsonlReader(out("output")), MinhashDedupSignature(out("signatures"), config=cfg)], a.tasks),
+            ("buckets", [MinhashDedupBuckets(out("signatures"), out("buckets"), config=cfg)], cfg.num_buckets),
+            ("cluster", [MinhashDedupCluster(out("buckets"), out("remove_ids"), config=cfg)], 1),
+            (
+                "filter",
+                [JsonlReader(out("output")), MinhashDedupFilter(out("remove_ids")), PIIFormatter(), JsonlWriter(out("final"))],
+                a.tasks,
+            ),
+        ]
+        for name, pipeline, tasks in runs:
+            LocalPipelineExecutor(pipeline, tasks=tasks, workers=a.workers, logging_dir=out("logs-" + name)).run()
+            stages.append("logs-" + name)
     secs = time.time() - t0
-    stats = json.load(open(os.path.join(a.out_dir, "logs", "stats.json")))
     blocks = {}
-    for s in stats:
-        blocks[s["name"]] = {k: v["total"] if isinstance(v, dict) else v for k, v in s.get("stats", {}).items()}
+    for stage in stages:
+        for s in json.load(open(os.path.join(a.out_dir, stage, "stats.json"))):
+            blocks[stage + ": " + s["name"]] = {k: v["total"] if isinstance(v, dict) else v for k, v in s.get("stats", {}).items()}
     read = next((b.get("documents", 0) for n, b in blocks.items() if "WARC" in n.upper()), None)
-    kept = next((b.get("total", 0) for n, b in blocks.items() if "Jsonl" in n or "💽" in n), None)
+    writers = [b.get("total", 0) for n, b in blocks.items() if "Jsonl" in n or "💽" in n]
+    kept = writers[-1] if writers else None
     print(json.dumps({"secs": round(secs, 3), "docs_read": read, "kept": kept, "blocks": blocks}))
 
 

@@ -12,12 +12,16 @@
 //! This module reads the same probabilities from the same model files once
 //! into one hash table keyed by the packed n-gram, so a trigram is one lookup
 //! for all languages, and sums them the same way (in f32, which moves a sum
-//! of a few thousand terms by well under a nat). The languages within
-//! [`MARGIN`] nats of the best are then handed to a lingua detector built
-//! for just those, which applies its rules and computes the confidence
-//! values. A language further behind than that cannot be lingua's answer,
-//! and its share of lingua's softmax is below e^-MARGIN, so the result is
-//! lingua's own (tests/langid_shortlist.rs compares the two on real text).
+//! of a few thousand terms by well under a nat). Before the sums it applies
+//! the rules lingua applies first: texts its first rule could decide go to
+//! lingua; the script with most letters and the shared-letter subset narrow
+//! the candidates. Then, when every sum is so low that lingua's softmax
+//! underflows, the leader is lingua's answer with confidence 1.0; otherwise
+//! the languages within [`MARGIN`] nats of the best go to a lingua detector
+//! built for just those, which computes the confidence values. A language
+//! further behind cannot be lingua's answer, and its share of lingua's
+//! softmax is below e^-MARGIN, so the result is lingua's own
+//! (tests/langid_shortlist.rs compares the two on real text).
 
 use lingua::Language;
 use regex::Regex;

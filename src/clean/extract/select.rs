@@ -208,20 +208,23 @@ pub(super) fn select(page: &Page, p: &ExtractParams, budget: &mut Budget) -> Res
         top = climb(page, &score, &scored, best, best_score);
         chosen = siblings(page, &size, &score, &scored, &chars, &links, top, k.sibling_ratio);
     }
-    let mut kept = keep_blocks(page, &removed, &chosen, &size, &k, false);
+    // Whether each block survives removal and the line filters, decided once:
+    // every selection below reads it.
+    let ok: Vec<bool> = page.blocks.iter().map(|b| !removed[b.el as usize] && passes(page, b, &k)).collect();
+    let mut kept = keep_blocks(page, &ok, &chosen, &size, false);
     let kept_chars: u32 = kept.iter().map(|&b| page.blocks[b as usize].chars).sum();
-    let base_chars = baseline_chars(page, &removed, &k);
+    let base_chars = baseline_chars(page, &ok);
     if kept_chars < SHORT_TEXT && base_chars[0] > kept_chars {
-        kept = keep_blocks(page, &removed, &[0], &size, &k, true);
+        kept = keep_blocks(page, &ok, &[0], &size, true);
     } else if (kept_chars as f32) < k.widen_below * base_chars[0] as f32 {
         // The nearest ancestor of the container holding WIDEN_TO of the page's baseline text.
         let mut a = top;
         while a != 0 && (base_chars[a] as f32) < WIDEN_TO * base_chars[0] as f32 {
             a = page.els[a].parent as usize;
         }
-        kept = keep_blocks(page, &removed, &[a], &size, &k, true);
+        kept = keep_blocks(page, &ok, &[a], &size, true);
     }
-    add_lead(page, &removed, &k, &mut kept);
+    add_lead(page, &ok, &mut kept);
     Ok(kept)
 }
 
@@ -234,7 +237,7 @@ const LEAD_CHARS: u32 = 80;
 /// container misses it. A line qualifies with [`LEAD_CHARS`] or more, few
 /// links, and either a paragraph-like element or a sentence's last
 /// character; the headline itself is the `title` column, not text.
-fn add_lead(page: &Page, removed: &[bool], k: &Knobs, kept: &mut Vec<u32>) {
+fn add_lead(page: &Page, ok: &[bool], kept: &mut Vec<u32>) {
     let Some(&first) = kept.first() else { return };
     let before = &page.blocks[..first as usize];
     let heading = |level| before.iter().position(|b| page.els[b.el as usize].tag == Tag::H(level));
@@ -247,7 +250,7 @@ fn add_lead(page: &Page, removed: &[bool], k: &Knobs, kept: &mut Vec<u32>) {
             let el = b.el as usize;
             let paragraph = matches!(page.els[el].tag, Tag::P | Tag::Div | Tag::Article | Tag::Main | Tag::Section);
             let sentence = page.block_text(b).trim_end().ends_with(['.', '!', '?', '…', '"', '“', '»']);
-            b.chars >= LEAD_CHARS && b.link_chars * 5 < b.chars && (paragraph || sentence) && !removed[el] && passes(page, b, k, false)
+            ok[i] && b.chars >= LEAD_CHARS && b.link_chars * 5 < b.chars && (paragraph || sentence)
         })
         .map(|i| i as u32)
         .collect();
@@ -258,10 +261,10 @@ fn add_lead(page: &Page, removed: &[bool], k: &Knobs, kept: &mut Vec<u32>) {
 }
 
 /// Characters of the baseline's lines (see [`keep_blocks`]) in each element's subtree.
-fn baseline_chars(page: &Page, removed: &[bool], k: &Knobs) -> Vec<u32> {
+fn baseline_chars(page: &Page, ok: &[bool]) -> Vec<u32> {
     let mut sum = vec![0u32; page.els.len()];
-    for b in &page.blocks {
-        if !removed[b.el as usize] && passes(page, b, k, true) {
+    for (i, b) in page.blocks.iter().enumerate() {
+        if ok[i] && in_baseline(page, b) {
             sum[b.el as usize] += b.chars;
         }
     }
@@ -332,10 +335,10 @@ fn ends_sentence(page: &Page, el: usize) -> bool {
         .is_some_and(|b| page.block_text(b).trim_end().ends_with(['.', '!', '?', '。', '…']))
 }
 
-/// The surviving blocks inside the `roots` subtrees that pass the line filters;
-/// `baseline` keeps only paragraph, heading and list lines (the fallback when no
+/// The blocks marked `ok` (not removed, past the line filters) inside the
+/// `roots` subtrees; `baseline` keeps only paragraph, heading and list lines (the fallback when no
 /// container fits, after trafilatura's `baseline()`).
-fn keep_blocks(page: &Page, removed: &[bool], roots: &[usize], size: &[u32], k: &Knobs, baseline: bool) -> Vec<u32> {
+fn keep_blocks(page: &Page, ok: &[bool], roots: &[usize], size: &[u32], baseline: bool) -> Vec<u32> {
     let mut out = Vec::new();
     let mut r = 0;
     for (i, b) in page.blocks.iter().enumerate() {
@@ -347,7 +350,7 @@ fn keep_blocks(page: &Page, removed: &[bool], roots: &[usize], size: &[u32], k: 
         if r == roots.len() {
             break;
         }
-        if el >= roots[r] && !removed[el] && passes(page, b, k, baseline) {
+        if el >= roots[r] && ok[i] && (!baseline || in_baseline(page, b)) {
             out.push(i as u32);
         }
     }
@@ -356,21 +359,22 @@ fn keep_blocks(page: &Page, removed: &[bool], roots: &[usize], size: &[u32], k: 
 }
 
 /// Whether a block is a line of the main text by the line filters: link
-/// density, boilerplate phrases and credits; for the baseline, also only
-/// paragraph, heading and list lines.
-fn passes(page: &Page, b: &Block, k: &Knobs, baseline: bool) -> bool {
+/// density, boilerplate phrases, credits and asides.
+fn passes(page: &Page, b: &Block, k: &Knobs) -> bool {
     let ld = b.link_chars as f32 / b.chars.max(1) as f32;
     if ld > k.max_link_density && b.chars < k.link_line_chars {
-        return false;
-    }
-    let tag = page.els[b.el as usize].tag;
-    if baseline && !(scoreable(tag) || matches!(tag, Tag::Li | Tag::H(_))) {
         return false;
     }
     let text = page.block_text(b);
     !(patterns::is_boilerplate_line(text)
         || (k.drop_credits && patterns::is_credit_line(text))
         || (k.drop_asides && patterns::is_aside_line(text)))
+}
+
+/// Whether a block may be in the baseline: paragraph, heading and list lines.
+fn in_baseline(page: &Page, b: &Block) -> bool {
+    let tag = page.els[b.el as usize].tag;
+    scoreable(tag) || matches!(tag, Tag::Li | Tag::H(_))
 }
 
 /// Drops headings whose section lost all its lines ("Related posts" over a dropped

@@ -93,6 +93,11 @@ fn language_of(code: &str) -> Option<Language> {
     table().iter().find(|(l, _)| l.iso_code_639_1() == iso).map(|(l, _)| *l)
 }
 
+/// The ISO 639-1 code of a compiled language.
+fn code_of(lang: Language) -> Option<&'static str> {
+    table().iter().find(|(l, _)| *l == lang).map(|(_, c)| c.as_str())
+}
+
 /// The error text for an unknown code, with the closest supported one.
 fn unknown_code(code: &str) -> String {
     let best = supported_codes()
@@ -234,10 +239,7 @@ impl LangId {
             None => self.detector.compute_language_confidence_values(prepared),
         };
         match values.first() {
-            Some(&(lang, score)) if score > 0.0 => {
-                let code = table().iter().find(|(l, _)| *l == lang).map(|(_, c)| c.as_str());
-                (code, score)
-            }
+            Some(&(lang, score)) if score > 0.0 => (code_of(lang), score),
             _ => (None, 0.0),
         }
     }
@@ -251,12 +253,7 @@ impl LangId {
             Shortlist::Decided(l) => vec![l],
             Shortlist::Ask(langs) => langs,
         };
-        Some(
-            langs
-                .iter()
-                .filter_map(|l| table().iter().find(|(x, _)| x == l).map(|(_, c)| c.as_str()))
-                .collect(),
-        )
+        Some(langs.iter().filter_map(|&l| code_of(l)).collect())
     }
 
     /// The text lingua sees: cut at `max_chars` characters, newlines as spaces.

@@ -56,14 +56,14 @@ static WORDS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"\p{Bengali}+|\p{Devanagari}+|\p{Gujarati}+|\p{Gurmukhi}+|\p{Han}|\p{Hangul}+|\p{Hiragana}|\p{Katakana}|\p{Tamil}+|\p{Telugu}+|\p{Thai}+|\p{L}+",
     )
-    .expect("ok: a constant pattern")
+    .expect("constant pattern") // ok: a constant, valid pattern
 });
 
 /// The two scripts the shortlist serves, as lingua's alphabet rule sees a
 /// word (every character in the script). Texts in other scripts are rarer
 /// and lingua's rules settle most of them outright, so they go to lingua.
 static SCRIPTS: LazyLock<[(Regex, HashSet<Language>); 2]> = LazyLock::new(|| {
-    let re = |s| Regex::new(s).expect("ok: a constant pattern");
+    let re = |s| Regex::new(s).expect("constant pattern"); // ok: constant, valid patterns
     [
         (re(r"\A\p{Latin}+\z"), Language::all_with_latin_script()),
         (re(r"\A\p{Cyrillic}+\z"), Language::all_with_cyrillic_script()),
@@ -169,7 +169,8 @@ impl Trigrams {
     /// Reads the models of `langs` (at most 64); about 0.2 s for all 37.
     pub(super) fn load(langs: &[Language]) -> Result<Self, String> {
         use fst::{IntoStreamer, Streamer};
-        assert!(langs.len() <= 64, "ok: the compiled languages are 37");
+        // ok: callers pass the compiled languages, 37; the index bits are a u64.
+        assert!(langs.len() <= 64, "at most 64 languages");
         let mut rows: Vec<(u64, u8, f32)> = Vec::new();
         for (i, &l) in langs.iter().enumerate() {
             let bytes = models::ngrams(l).ok_or_else(|| format!("no n-gram model compiled in for {l}"))?;

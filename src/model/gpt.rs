@@ -81,6 +81,52 @@ enum State {
     Hidden,
 }
 
+/// Checks a batch against the model: `inputs`, `targets` and `mask` hold
+/// `B·T` entries, every id is inside the vocabulary, and `1 ≤ T ≤ block_size`
+/// (shared by the CPU and CUDA models).
+pub fn check_batch(
+    config: &GptConfig,
+    inputs: &[u32],
+    targets: Option<&[u32]>,
+    mask: Option<&[u8]>,
+    b: usize,
+    t: usize,
+) -> Result<(), ModelError> {
+    let n = b * t;
+    if n == 0 {
+        return Err(ModelError::Shape(format!("batch {b} × sequence {t} is empty")));
+    }
+    if t > config.block_size {
+        return Err(ModelError::Shape(format!(
+            "sequence length {t} exceeds block_size {}",
+            config.block_size
+        )));
+    }
+    for (what, len) in [
+        ("inputs", Some(inputs.len())),
+        ("targets", targets.map(|x| x.len())),
+        ("mask", mask.map(|x| x.len())),
+    ] {
+        if let Some(len) = len
+            && len != n
+        {
+            return Err(ModelError::Shape(format!("{what} has {len} entries, expected B·T = {b}·{t} = {n}")));
+        }
+    }
+    let v = config.vocab_size;
+    for (what, ids) in [("input", Some(inputs)), ("target", targets)] {
+        if let Some((position, &id)) = ids.and_then(|ids| ids.iter().enumerate().find(|(_, id)| **id as usize >= v)) {
+            return Err(ModelError::Token {
+                what,
+                id,
+                position,
+                vocab: v,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// GPT-2 with its parameters, gradients, activations and CPU backend.
 #[derive(Debug, Clone)]
 pub struct Gpt {
@@ -215,29 +261,7 @@ impl Gpt {
         b: usize,
         t: usize,
     ) -> Result<Option<f32>, ModelError> {
-        let n = b * t;
-        for (what, len) in [
-            ("inputs", Some(inputs.len())),
-            ("targets", targets.map(|x| x.len())),
-            ("mask", mask.map(|x| x.len())),
-        ] {
-            if let Some(len) = len
-                && len != n
-            {
-                return Err(ModelError::Shape(format!("{what} has {len} entries, expected B·T = {b}·{t} = {n}")));
-            }
-        }
-        let v = self.config.vocab_size;
-        for (what, ids) in [("input", Some(inputs)), ("target", targets)] {
-            if let Some((position, &id)) = ids.and_then(|ids| ids.iter().enumerate().find(|(_, id)| **id as usize >= v)) {
-                return Err(ModelError::Token {
-                    what,
-                    id,
-                    position,
-                    vocab: v,
-                });
-            }
-        }
+        check_batch(&self.config, inputs, targets, mask, b, t)?;
         self.prepare(b, t)?;
         self.inputs.copy_from_slice(inputs);
         if let Some(tg) = targets {

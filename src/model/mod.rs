@@ -157,6 +157,9 @@ pub enum ModelError {
     /// A checkpoint file that cannot be read or written (the message names it).
     #[error("{0}")]
     Io(String),
+    /// The GPU failed or is missing (the message says what).
+    #[error("CUDA: {0}")]
+    Device(String),
 }
 
 #[cfg(test)]

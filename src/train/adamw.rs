@@ -36,6 +36,28 @@ impl Default for AdamWConfig {
     }
 }
 
+/// `0..n` as consecutive runs, each with (`true`) or without weight decay;
+/// `decay` lists the decayed ranges (any order, disjoint, inside `0..n`).
+/// Shared by the CPU and CUDA optimizers.
+pub fn decay_runs(n: usize, decay: impl IntoIterator<Item = Range<usize>>) -> Vec<(Range<usize>, bool)> {
+    let mut decay: Vec<_> = decay.into_iter().filter(|r| !r.is_empty()).collect();
+    decay.sort_by_key(|r| r.start);
+    let mut runs = Vec::with_capacity(2 * decay.len() + 1);
+    let mut start = 0;
+    for r in decay {
+        assert!(
+            r.start >= start && r.end <= n,
+            "AdamW: decay range {r:?} overlaps another or exceeds {n} parameters"
+        );
+        runs.push((start..r.start, false));
+        start = r.end;
+        runs.push((r, true));
+    }
+    runs.push((start..n, false));
+    runs.retain(|(r, _)| !r.is_empty());
+    runs
+}
+
 /// Optimizer state: the two moments (f32, same layout as the parameters),
 /// the step count and the ranges that get weight decay.
 #[derive(Debug, Clone)]
@@ -57,27 +79,12 @@ impl AdamW {
     /// State for `n` parameters; `decay` lists the ranges that get weight
     /// decay (any order, must be disjoint and inside `0..n`).
     pub fn new(config: AdamWConfig, n: usize, decay: impl IntoIterator<Item = Range<usize>>) -> Self {
-        let mut decay: Vec<_> = decay.into_iter().filter(|r| !r.is_empty()).collect();
-        decay.sort_by_key(|r| r.start);
-        let mut runs = Vec::with_capacity(2 * decay.len() + 1);
-        let mut start = 0;
-        for r in decay {
-            assert!(
-                r.start >= start && r.end <= n,
-                "AdamW: decay range {r:?} overlaps another or exceeds {n} parameters"
-            );
-            runs.push((start..r.start, false));
-            start = r.end;
-            runs.push((r, true));
-        }
-        runs.push((start..n, false));
-        runs.retain(|(r, _)| !r.is_empty());
         AdamW {
             config,
             m: vec![0.0; n],
             v: vec![0.0; n],
             step: 0,
-            runs,
+            runs: decay_runs(n, decay),
         }
     }
 

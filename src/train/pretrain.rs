@@ -11,7 +11,7 @@
 
 use super::checkpoint::{self, Buffers, TrainState};
 use super::{AdamW, AdamWConfig, Schedule, grad_norm};
-use crate::model::Gpt;
+use crate::model::{Gpt, GptConfig, ModelError};
 use crate::pack::loader::{Batch, Loader};
 use crate::progress::Progress;
 use serde_json::json;
@@ -110,18 +110,126 @@ impl Micro {
     }
 }
 
+/// What the loop needs of a model and its optimizer, so one loop trains on
+/// the CPU ([`CpuTrainee`]) and on the GPU (`backend::cuda::CudaTrainee`).
+pub trait Trainee {
+    /// The architecture.
+    fn config(&self) -> &GptConfig;
+    /// Number of parameters.
+    fn n_params(&self) -> usize;
+    /// Sets every gradient to zero.
+    fn zero_grad(&mut self) -> Result<(), String>;
+    /// Forward with targets: the mean (masked) cross-entropy.
+    fn forward(
+        &mut self,
+        inputs: &[u32],
+        targets: Option<&[u32]>,
+        mask: Option<&[u8]>,
+        b: usize,
+        t: usize,
+    ) -> Result<Option<f32>, ModelError>;
+    /// Accumulates the gradient of `scale ·` the last loss.
+    fn backward_scaled(&mut self, scale: f32) -> Result<(), ModelError>;
+    /// The global L2 norm of the gradients.
+    fn grad_norm(&mut self) -> Result<f32, String>;
+    /// One AdamW step at `lr` with the gradients scaled by `grad_scale`.
+    fn update(&mut self, lr: f32, grad_scale: f32) -> Result<(), String>;
+    /// AdamW steps taken.
+    fn adam_step(&self) -> u64;
+    /// Restores parameters and moments from the newest checkpoint under `dir`.
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<Option<TrainState>, String>;
+    /// Writes a checkpoint of parameters and moments with `state`.
+    fn save_checkpoint(&mut self, dir: &Path, state: &TrainState) -> Result<(), String>;
+}
+
+/// The CPU model with its AdamW state.
+#[derive(Debug)]
+pub struct CpuTrainee<'m> {
+    /// The model.
+    pub model: &'m mut Gpt,
+    /// Its optimizer.
+    pub opt: AdamW,
+}
+
+impl<'m> CpuTrainee<'m> {
+    /// `model` with fresh AdamW state (decay on its matrices).
+    pub fn new(model: &'m mut Gpt, adamw: AdamWConfig) -> Self {
+        let opt = AdamW::new(adamw, model.params.len(), model.decay_ranges());
+        CpuTrainee { model, opt }
+    }
+}
+
+impl Trainee for CpuTrainee<'_> {
+    fn config(&self) -> &GptConfig {
+        self.model.config()
+    }
+    fn n_params(&self) -> usize {
+        self.model.params.len()
+    }
+    fn zero_grad(&mut self) -> Result<(), String> {
+        self.model.zero_grad();
+        Ok(())
+    }
+    fn forward(
+        &mut self,
+        inputs: &[u32],
+        targets: Option<&[u32]>,
+        mask: Option<&[u8]>,
+        b: usize,
+        t: usize,
+    ) -> Result<Option<f32>, ModelError> {
+        self.model.forward(inputs, targets, mask, b, t)
+    }
+    fn backward_scaled(&mut self, scale: f32) -> Result<(), ModelError> {
+        self.model.backward_scaled(scale)
+    }
+    fn grad_norm(&mut self) -> Result<f32, String> {
+        Ok(grad_norm(&self.model.grads))
+    }
+    fn update(&mut self, lr: f32, grad_scale: f32) -> Result<(), String> {
+        self.opt.update(&mut self.model.params, &self.model.grads, lr, grad_scale);
+        Ok(())
+    }
+    fn adam_step(&self) -> u64 {
+        self.opt.step
+    }
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<Option<TrainState>, String> {
+        let s = checkpoint::load_latest(dir, &mut self.model.params, &mut self.opt.m, &mut self.opt.v)?;
+        if let Some(s) = s {
+            self.opt.step = s.adam_step;
+        }
+        Ok(s)
+    }
+    fn save_checkpoint(&mut self, dir: &Path, state: &TrainState) -> Result<(), String> {
+        checkpoint::save(
+            dir,
+            state,
+            &Buffers {
+                params: &self.model.params,
+                m: &self.opt.m,
+                v: &self.opt.v,
+            },
+        )
+        .map(|_| ())
+    }
+}
+
 /// FLOPs per trained token: 6 per weight that multiplies (LM head
 /// included, position embeddings excluded), plus causal attention's
 /// 6·L·T·C (Chinchilla/PaLM accounting, halved for the causal mask).
 pub fn flops_per_token(model: &Gpt, t: usize) -> f64 {
-    let c = model.config();
+    flops_per_token_of(model.config(), model.params.len(), t)
+}
+
+/// [`flops_per_token`] from the config and parameter count.
+pub fn flops_per_token_of(c: &GptConfig, n_params: usize, t: usize) -> f64 {
     let wpe = c.block_size * c.n_embd;
-    let n = (model.params.len() - wpe) as f64;
+    let n = (n_params - wpe) as f64;
     6.0 * n + 6.0 * (c.n_layer * t * c.n_embd) as f64
 }
 
 /// Mean loss over the first `batches` batches of `val` (in order).
-pub fn evaluate(model: &mut Gpt, val: &mut Loader, batches: u64, t: usize) -> Result<f32, String> {
+pub fn evaluate(model: &mut dyn Trainee, val: &mut Loader, batches: u64, t: usize) -> Result<f32, String> {
     let mut micro = Micro {
         inputs: vec![],
         targets: vec![],
@@ -179,14 +287,23 @@ pub fn train(
     ckpt_dir: &Path,
     hooks: &dyn Hooks,
 ) -> Result<Outcome, TrainError> {
+    train_with(&mut CpuTrainee::new(model, cfg.adamw), train, val, cfg, ckpt_dir, hooks)
+}
+
+/// [`train`] for any [`Trainee`] (the CPU or the GPU model).
+pub fn train_with(
+    model: &mut dyn Trainee,
+    train: &mut Loader,
+    val: &dyn Fn() -> Option<Loader>,
+    cfg: &LoopConfig,
+    ckpt_dir: &Path,
+    hooks: &dyn Hooks,
+) -> Result<Outcome, TrainError> {
     let t = train.row_len() - 1;
-    let n = model.params.len();
-    let mut opt = AdamW::new(cfg.adamw, n, model.decay_ranges());
     let mut state = TrainState::default();
     std::fs::create_dir_all(ckpt_dir).map_err(|e| format!("{}: {e}", ckpt_dir.display()))?;
-    if let Some(s) = checkpoint::load_latest(ckpt_dir, &mut model.params, &mut opt.m, &mut opt.v)? {
+    if let Some(s) = model.load_checkpoint(ckpt_dir)? {
         state = s;
-        opt.step = s.adam_step;
         train.resume(s.loader).map_err(|e| e.to_string())?;
         hooks.note(&format!("resumed from the checkpoint at step {} ({} tokens)", s.step, s.tokens));
     }
@@ -200,8 +317,8 @@ pub fn train(
         mask: vec![],
         batch: Batch::default(),
     };
-    let flops_tok = flops_per_token(model, t);
-    let eval = |model: &mut Gpt| -> Result<Option<(f32, Option<f64>)>, String> {
+    let flops_tok = flops_per_token_of(model.config(), model.n_params(), t);
+    let eval = |model: &mut dyn Trainee| -> Result<Option<(f32, Option<f64>)>, String> {
         let Some(mut v) = val() else { return Ok(None) };
         let loss = evaluate(model, &mut v, cfg.eval_batches, t)?;
         let bpb = cfg.bytes_per_token.map(|b| loss as f64 / std::f64::consts::LN_2 / b);
@@ -214,7 +331,7 @@ pub fn train(
             return Err(TrainError::Cancelled);
         }
         let t0 = Instant::now();
-        model.zero_grad();
+        model.zero_grad()?;
         let mut loss_sum = 0.0f32;
         let mut tokens = 0u64;
         let scale = 1.0 / cfg.grad_accum as f32;
@@ -233,7 +350,7 @@ pub fn train(
             tokens += (rows * t) as u64;
         }
         let loss = loss_sum / cfg.grad_accum as f32;
-        let norm = grad_norm(&model.grads);
+        let norm = model.grad_norm()?;
         if !norm.is_finite() {
             return Err(non_finite(state.step + 1, "gradient norm", norm, ckpt_dir).into());
         }
@@ -243,9 +360,9 @@ pub fn train(
             1.0
         };
         let lr = cfg.schedule.lr(state.step);
-        opt.update(&mut model.params, &model.grads, lr, clip);
+        model.update(lr, clip)?;
         state.step += 1;
-        state.adam_step = opt.step;
+        state.adam_step = model.adam_step();
         state.tokens += tokens;
         state.loss = loss;
         state.loader = train.position();
@@ -270,15 +387,7 @@ pub fn train(
             }
         }
         if cfg.checkpoint_every > 0 && (state.step.is_multiple_of(cfg.checkpoint_every) || last) {
-            checkpoint::save(
-                ckpt_dir,
-                &state,
-                &Buffers {
-                    params: &model.params,
-                    m: &opt.m,
-                    v: &opt.v,
-                },
-            )?;
+            model.save_checkpoint(ckpt_dir, &state)?;
         }
     }
     if outcome.val.is_none() && state.step == start_step {

@@ -1,12 +1,15 @@
 //! Compute backends for the training core.
 //!
-//! The model code (`crate::model`) owns its buffers as plain host slices and
-//! asks a backend only for the heavy part: matrix multiplication. Everything
-//! else (layernorm, attention softmax, GELU, AdamW) is written against rayon in
-//! the model and train modules. `cpu` is the default backend; a CUDA backend
-//! would implement [`Backend`] over device buffers with the same shapes.
+//! The CPU model (`crate::model`) owns its buffers as plain host slices and
+//! asks a backend only for the heavy part: matrix multiplication ([`Backend`],
+//! [`cpu`]). Everything else (layernorm, attention softmax, GELU, AdamW) is
+//! written against rayon in the model and train modules. The CUDA backend
+//! (`cuda`, built with `--features cuda`) is a whole second model instead: the same
+//! layouts in device memory, every op a kernel, matmuls on cuBLAS.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 
 pub use cpu::CpuBackend;
 

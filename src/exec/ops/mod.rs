@@ -3,6 +3,7 @@
 
 mod clean;
 mod dedup;
+mod gpu;
 mod model;
 mod pack;
 mod post;

@@ -182,11 +182,12 @@ pub(super) fn train_lm(
     tokenizer: &Path,
     p: &LmTraining,
 ) -> Result<Output, NodeError> {
-    if p.backend == BackendName::Cuda {
-        return Err(NodeError::Failed(
-            "`backend: cuda` is not available in this build (the CUDA backend is not built yet); use `backend: cpu`".into(),
-        ));
-    }
+    // Open the GPU before reading any data, so a missing GPU fails at once.
+    let gpu = if p.backend == BackendName::Cuda {
+        Some(super::gpu::open(ctx)?)
+    } else {
+        None
+    };
     let packed = input(ctx, "input")?;
     let vocab = load(tokenizer)?.get_vocab_size(true);
     let seq_len = packed.manifest.extra.get("seq_len").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -242,9 +243,10 @@ pub(super) fn train_lm(
             .then(|| Loader::open(&packed_dir, "val", b, 0, 1, 0).ok().map(Loader::in_order))
             .flatten()
     };
-    let peak = p.peak_gflops.unwrap_or_else(|| {
-        let per_thread = 113.6 * if p.precision == PrecisionName::Bf16 { 2.0 } else { 1.0 };
-        per_thread * rayon::current_num_threads() as f64
+    let bf16 = p.precision == PrecisionName::Bf16;
+    let peak = p.peak_gflops.unwrap_or_else(|| match &gpu {
+        Some(g) => super::gpu::peak_gflops(g, bf16),
+        None => 113.6 * if bf16 { 2.0 } else { 1.0 } * rayon::current_num_threads() as f64,
     });
     let loop_cfg = LoopConfig {
         grad_accum,
@@ -278,7 +280,12 @@ pub(super) fn train_lm(
     ));
     let ckpt = ckpt_dir(ctx);
     let t0 = std::time::Instant::now();
-    let out = pretrain::train(&mut model, &mut train, &val, &loop_cfg, &ckpt, &EngineProgress(ctx)).map_err(|e| match e {
+    let hooks = EngineProgress(ctx);
+    let out = match gpu {
+        Some(g) => super::gpu::train(g, &mut model, bf16, &mut train, &val, &loop_cfg, &ckpt, &hooks),
+        None => pretrain::train(&mut model, &mut train, &val, &loop_cfg, &ckpt, &hooks),
+    }
+    .map_err(|e| match e {
         TrainError::Cancelled => NodeError::Cancelled,
         TrainError::Failed(m) => NodeError::Failed(m),
     })?;

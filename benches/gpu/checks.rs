@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 use kiln::backend::Precision;
+use kiln::backend::cuda::gpt::TokenGroups;
 use kiln::backend::cuda::kernels::{self, AdamStep};
 use kiln::backend::cuda::linear::{self, Operands};
 use kiln::backend::cuda::{Buf, CudaAdamW, CudaGpt, Gpu};
@@ -113,16 +114,12 @@ pub fn check_encoder(g: &Gpu, seed: u64) -> Res {
     let (mut gte, mut gpe) = (randn(vp * c, &mut rng, 1.0), randn(t * c, &mut rng, 1.0));
     let (gte_d, gpe_d, dout_d) = (up(g, &gte)?, up(g, &gpe)?, up(g, &dout)?);
     encoder::backward(&mut gte, &mut gpe, &dout, &inp, t, c);
-    let mut order: Vec<i32> = (0..(b * t) as i32).collect();
-    order.sort_by_key(|&i| (inp[i as usize], i));
-    let (mut starts, mut toks) = (vec![], vec![]);
-    for (k, &i) in order.iter().enumerate() {
-        if k == 0 || inp[i as usize] != inp[order[k - 1] as usize] {
-            starts.push(k as i32);
-            toks.push(inp[i as usize] as i32);
-        }
-    }
-    starts.push(order.len() as i32);
+    let ids: Vec<i32> = inp.iter().map(|&i| i as i32).collect();
+    let TokenGroups {
+        order,
+        starts,
+        tokens: toks,
+    } = TokenGroups::of(&ids);
     let ord = g.zeros::<i32>(order.len()).map_err(e)?;
     let st = g.zeros::<i32>(starts.len()).map_err(e)?;
     let tk = g.zeros::<i32>(toks.len()).map_err(e)?;
@@ -327,14 +324,13 @@ pub fn check_adamw(g: &Gpu, seed: u64) -> Res {
         let gd = up(g, &grads)?;
         let (lr, clip) = (1e-3f32 * step as f32, 0.7f32);
         opt.update(&mut p, &grads, lr, clip);
-        let bc1 = 1.0 - (cfg.beta1 as f64).powf(step as f64);
-        let bc2 = 1.0 - (cfg.beta2 as f64).powf(step as f64);
+        let (step_size, inv_sqrt_bc2) = cfg.bias_corrected(step, lr);
         let s = AdamStep {
             beta1: cfg.beta1,
             beta2: cfg.beta2,
             eps: cfg.eps,
-            step_size: (lr as f64 / bc1) as f32,
-            inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+            step_size,
+            inv_sqrt_bc2,
             grad_scale: clip,
         };
         let half = n / 2;

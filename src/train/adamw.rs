@@ -25,6 +25,17 @@ pub struct AdamWConfig {
     pub weight_decay: f32,
 }
 
+impl AdamWConfig {
+    /// The bias-corrected factors of step `step` (1-based) at `lr`:
+    /// `lr / (1 − β1ᵗ)` and `1 / √(1 − β2ᵗ)`, computed in f64. Shared by the
+    /// CPU and CUDA optimizers so both apply the same update.
+    pub fn bias_corrected(&self, step: u64, lr: f32) -> (f32, f32) {
+        let bc1 = 1.0 - (self.beta1 as f64).powf(step as f64);
+        let bc2 = 1.0 - (self.beta2 as f64).powf(step as f64);
+        ((lr as f64 / bc1) as f32, (1.0 / bc2.sqrt()) as f32)
+    }
+}
+
 impl Default for AdamWConfig {
     fn default() -> Self {
         AdamWConfig {
@@ -105,10 +116,7 @@ impl AdamW {
             eps,
             weight_decay,
         } = self.config;
-        let bc1 = 1.0 - (beta1 as f64).powf(self.step as f64);
-        let bc2 = 1.0 - (beta2 as f64).powf(self.step as f64);
-        let step_size = (lr as f64 / bc1) as f32;
-        let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
+        let (step_size, inv_sqrt_bc2) = self.config.bias_corrected(self.step, lr);
         for (r, decays) in &self.runs {
             let decay = if *decays { 1.0 - lr * weight_decay } else { 1.0 };
             params[r.clone()]

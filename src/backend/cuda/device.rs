@@ -211,6 +211,9 @@ impl Gpu {
     /// Launches kernel `name` on `grid` × `block` threads with `shared` bytes of
     /// dynamic shared memory.
     pub fn launch(&self, name: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[Arg]) -> Result<(), CudaError> {
+        if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
+            return Ok(()); // an empty batch: nothing to launch
+        }
         let func = self
             .funcs
             .get(name)
@@ -225,9 +228,6 @@ impl Gpu {
             })
             .collect();
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
-        if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
-            return Ok(());
-        }
         self.bind()?;
         // SAFETY: the argument list matches the kernel's signature (each
         // wrapper in kernels.rs mirrors its kernel), every pointer is a live

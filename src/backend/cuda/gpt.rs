@@ -61,6 +61,36 @@ struct Dims {
     hs: usize,
 }
 
+/// Positions of a batch grouped by token id, for the deterministic
+/// embedding backward (`encoder_bwd_wte`): group `g` is token `tokens[g]` at
+/// positions `order[starts[g]..starts[g + 1]]`, in increasing position order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenGroups {
+    /// Positions sorted by (token, position).
+    pub order: Vec<i32>,
+    /// Start of each group in `order`, plus `order.len()` at the end.
+    pub starts: Vec<i32>,
+    /// The token of each group.
+    pub tokens: Vec<i32>,
+}
+
+impl TokenGroups {
+    /// The groups of `ids`.
+    pub fn of(ids: &[i32]) -> Self {
+        let mut order: Vec<i32> = (0..ids.len() as i32).collect();
+        order.sort_by_key(|&i| (ids[i as usize], i));
+        let (mut starts, mut tokens) = (Vec::new(), Vec::new());
+        for (k, &i) in order.iter().enumerate() {
+            if k == 0 || ids[i as usize] != ids[order[k - 1] as usize] {
+                starts.push(k as i32);
+                tokens.push(ids[i as usize]);
+            }
+        }
+        starts.push(order.len() as i32);
+        TokenGroups { order, starts, tokens }
+    }
+}
+
 /// What the last forward left behind (as in `model::gpt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -253,21 +283,6 @@ impl CudaGpt {
         let g = &self.gpu;
         let ids: Vec<i32> = inputs.iter().map(|&x| x as i32).collect();
         g.upload(s.inputs.ptr(), &ids)?;
-        // Positions grouped by token for the deterministic embedding backward.
-        let mut order: Vec<i32> = (0..ids.len() as i32).collect();
-        order.sort_by_key(|&i| (ids[i as usize], i));
-        let (mut starts, mut tokens) = (Vec::new(), Vec::new());
-        for (k, &i) in order.iter().enumerate() {
-            if k == 0 || ids[i as usize] != ids[order[k - 1] as usize] {
-                starts.push(k as i32);
-                tokens.push(ids[i as usize]);
-            }
-        }
-        starts.push(order.len() as i32);
-        self.groups = tokens.len();
-        g.upload(s.order.ptr(), &order)?;
-        g.upload(s.starts.ptr(), &starts)?;
-        g.upload(s.tokens.ptr(), &tokens)?;
         if let Some(tg) = targets {
             let tg: Vec<i32> = tg.iter().map(|&x| x as i32).collect();
             g.upload(s.targets.ptr(), &tg)?;
@@ -278,6 +293,15 @@ impl CudaGpt {
         self.counted = mask.map_or(b * t, |m| m.iter().filter(|&&x| x != 0).count());
         self.has_mask = mask.is_some();
         self.run_forward()?;
+        if targets.is_some() {
+            // The embedding backward's token groups, sorted on the host while
+            // the forward kernels run (the loss below waits for them).
+            let grp = TokenGroups::of(&ids);
+            self.groups = grp.tokens.len();
+            g.upload(s.order.ptr(), &grp.order)?;
+            g.upload(s.starts.ptr(), &grp.starts)?;
+            g.upload(s.tokens.ptr(), &grp.tokens)?;
+        }
         let loss = if targets.is_some() { Some(self.run_loss()?) } else { None };
         self.state = if loss.is_some() { State::Loss } else { State::Logits };
         Ok(loss)

@@ -51,17 +51,16 @@ impl CudaAdamW {
             eps,
             weight_decay,
         } = self.config;
-        let bc1 = 1.0 - (beta1 as f64).powf(self.step as f64);
-        let bc2 = 1.0 - (beta2 as f64).powf(self.step as f64);
+        let (step_size, inv_sqrt_bc2) = self.config.bias_corrected(self.step, lr);
         let s = AdamStep {
             beta1,
             beta2,
             eps,
-            step_size: (lr as f64 / bc1) as f32,
-            inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+            step_size,
+            inv_sqrt_bc2,
             grad_scale,
         };
-        let bf = !model.params16.is_empty() && model.params16.len() == model.params.len();
+        let bf = model.operands() == super::Operands::Bf16;
         for (r, decays) in &self.runs {
             let decay = if *decays { 1.0 - lr * weight_decay } else { 1.0 };
             let p16 = if bf { model.params16.at(r.start) } else { 0 };

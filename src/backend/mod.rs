@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// f32 operands (gemm crate).
+    /// f32 operands (our AVX-512F kernel; the `gemm` crate elsewhere).
     #[default]
     F32,
     /// bf16 operands, f32 accumulation (AVX512-BF16 `vdpbf16ps` where the

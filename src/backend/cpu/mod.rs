@@ -1,11 +1,15 @@
-//! The CPU backend: f32 matmuls through the `gemm` crate, bf16 matmuls
-//! through our own kernels, AMX (`amx.rs`) where the CPU and OS allow it and
-//! AVX512-BF16 (`bf16.rs`) otherwise, all parallelised on the current rayon
-//! pool so the engine's `--threads` governs them.
+//! The CPU backend: f32 matmuls through our AVX-512F kernel (`fp32.rs`,
+//! the `gemm` crate elsewhere), bf16 matmuls through our own kernels, AMX
+//! (`amx.rs`) where the CPU and OS allow it and AVX512-BF16 (`bf16.rs`)
+//! otherwise, all parallelised on the current rayon pool so the engine's
+//! `--threads` governs them.
 
 #[cfg(target_arch = "x86_64")]
 pub mod amx;
 pub mod bf16;
+pub mod fp32;
+#[cfg(target_arch = "x86_64")]
+mod tiled;
 
 use super::{Backend, MatRef, Precision};
 
@@ -45,15 +49,17 @@ pub fn has_avx512bf16() -> bool {
     }
 }
 
-/// CPU matmul backend. Holds the bf16 packing buffers so that, after the
-/// first step at a given size, a matmul allocates nothing of its own (the
-/// `gemm` crate's f32 path keeps its own packing scratch).
+/// CPU matmul backend. Holds the kernels' packing buffers so that, after
+/// the first step at a given size, a matmul allocates nothing of its own
+/// (the `gemm` crate's fallback keeps its own packing scratch).
 #[derive(Debug, Clone)]
 pub struct CpuBackend {
     /// True when bf16 was requested and the kernel is usable on this CPU.
     bf16_kernel: bool,
     /// True when the bf16 kernel may use AMX tiles (see `amx::available`).
     amx: bool,
+    /// True when f32 matmuls may use the AVX-512F kernel (`fp32.rs`).
+    f32_kernel: bool,
     pack_a: Vec<u32>,
     pack_b: Vec<u32>,
 }
@@ -66,6 +72,7 @@ impl CpuBackend {
         CpuBackend {
             bf16_kernel,
             amx: bf16_kernel && amx_available(),
+            f32_kernel: fp32::available(),
             pack_a: Vec::new(),
             pack_b: Vec::new(),
         }
@@ -77,6 +84,7 @@ impl CpuBackend {
         CpuBackend {
             bf16_kernel: false,
             amx: false,
+            f32_kernel: fp32::available(),
             pack_a: Vec::new(),
             pack_b: Vec::new(),
         }
@@ -88,6 +96,15 @@ impl CpuBackend {
         CpuBackend {
             amx: false,
             ..Self::new(Precision::Bf16)
+        }
+    }
+
+    /// An `F32` backend on the `gemm` crate, so our f32 kernel can be
+    /// checked and compared against it on a machine that has AVX-512F.
+    pub fn f32_on_gemm_crate() -> Self {
+        CpuBackend {
+            f32_kernel: false,
+            ..Self::new(Precision::F32)
         }
     }
 
@@ -133,7 +150,13 @@ impl Backend for CpuBackend {
         }
         #[cfg(target_arch = "x86_64")]
         if self.bf16_kernel {
-            bf16::matmul(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+            tiled::matmul::<bf16::Bf16>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+            return;
+        }
+        // Thinner products would mostly multiply the tiles' zero padding.
+        #[cfg(target_arch = "x86_64")]
+        if self.f32_kernel && m >= tiled::MR && n >= tiled::NR / 2 {
+            tiled::matmul::<fp32::F32>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
             return;
         }
         gemm_f32(m, n, k, c, ldc, accumulate, a, b, true);
@@ -193,9 +216,42 @@ pub fn gemm_f32(m: usize, n: usize, k: usize, c: &mut [f32], ldc: usize, accumul
     }
 }
 
-/// [`gemm_f32_raw`], or with `amx` its AMX bf16 counterpart
-/// (`amx::gemm_raw`) when the product is big enough to fill tiles; `amx`
-/// must come from [`CpuBackend::uses_amx`].
+/// `a` (`[m, k]`) and `b` (`[k, n]`) given as (pointer, row stride, column
+/// stride) as bounds-checked views.
+///
+/// # Safety
+/// Every element `a + i·rs + p·cs` (i < m, p < k) and `b + p·rs + j·cs`
+/// (p < k, j < n) must be readable for `'v`; `m, n, k ≥ 1`.
+pub(crate) unsafe fn raw_views<'v>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: (*const f32, usize, usize),
+    b: (*const f32, usize, usize),
+) -> (MatRef<'v>, MatRef<'v>) {
+    // SAFETY: the largest index each view addresses is (rows−1)·rs +
+    // (cols−1)·cs, readable per the contract.
+    unsafe {
+        (
+            MatRef {
+                data: std::slice::from_raw_parts(a.0, (m - 1) * a.1 + (k - 1) * a.2 + 1),
+                rs: a.1,
+                cs: a.2,
+            },
+            MatRef {
+                data: std::slice::from_raw_parts(b.0, (k - 1) * b.1 + (n - 1) * b.2 + 1),
+                rs: b.1,
+                cs: b.2,
+            },
+        )
+    }
+}
+
+/// A serial GEMM on raw strided pointers: with `amx` the AMX bf16 kernel
+/// (`amx::gemm_raw`) when the product is big enough to fill its tiles, else
+/// our AVX-512F f32 kernel (`fp32.rs`) where the CPU has it and the product
+/// fills a tile, else [`gemm_f32_raw`]; `amx` must come from
+/// [`CpuBackend::uses_amx`].
 ///
 /// # Safety
 /// As [`gemm_f32_raw`].
@@ -220,6 +276,16 @@ pub unsafe fn gemm_raw(
         return;
     }
     let _ = amx;
+    #[cfg(target_arch = "x86_64")]
+    if m >= tiled::MR && n >= tiled::NR / 2 && k >= 1 && fp32::available() {
+        // SAFETY: readable views per the contract; the kernel's CPU check
+        // passed; c's block is the caller's to write.
+        unsafe {
+            let (av, bv) = raw_views(m, n, k, a, b);
+            tiled::matmul_serial::<fp32::F32>(m, n, k, c, ldc, accumulate, alpha, av, bv);
+        }
+        return;
+    }
     // SAFETY: the caller's contract.
     unsafe { gemm_f32_raw(m, n, k, c, ldc, accumulate, alpha, a, b) }
 }

@@ -8,7 +8,8 @@
 //! (Dao et al. 2022, "FlashAttention", Alg. 4), so no `T × T` tensor is kept
 //! per (batch, head) across the step.
 //!
-//! Matmuls inside a task run serially: in f32 through the `gemm` crate, or,
+//! Matmuls inside a task run serially: in f32 on our AVX-512F kernel (the
+//! `gemm` crate on CPUs without it), or,
 //! in bf16 mode on a CPU with AMX, on AMX tiles with bf16 operands (Q, K, V,
 //! the probabilities and their gradient rounded to bf16, f32 accumulation, as
 //! FlashAttention does in bf16 on GPUs). Attention is a few percent of

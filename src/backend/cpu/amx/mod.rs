@@ -215,22 +215,8 @@ pub unsafe fn gemm_raw(
     a: (*const f32, usize, usize),
     b: (*const f32, usize, usize),
 ) {
-    // SAFETY: the largest index each view addresses is (rows−1)·rs +
-    // (cols−1)·cs, readable per the contract.
-    let (av, bv) = unsafe {
-        (
-            MatRef {
-                data: std::slice::from_raw_parts(a.0, (m - 1) * a.1 + (k - 1) * a.2 + 1),
-                rs: a.1,
-                cs: a.2,
-            },
-            MatRef {
-                data: std::slice::from_raw_parts(b.0, (k - 1) * b.1 + (n - 1) * b.2 + 1),
-                rs: b.1,
-                cs: b.2,
-            },
-        )
-    };
+    // SAFETY: readable per the contract.
+    let (av, bv) = unsafe { super::raw_views(m, n, k, a, b) };
     SCRATCH.with_borrow_mut(|(pa, pb)| {
         let (k2p, pa, pb) = pack_operands(m, n, k, av, bv, pa, pb, false);
         let cfg = TileConfig::all_full();

@@ -1,0 +1,110 @@
+//! Matmul benchmark for the CPU backend (issue 5): the `tiny` model's linear
+//! layers (T·B = 2048 rows) in the three products a training step runs —
+//! forward `x·wᵀ`, input gradient `dy·w`, weight gradient `dyᵀ·x` — through
+//! our f32 kernel, the `gemm` crate it replaced, and the bf16 kernel.
+//!
+//! `cargo bench --bench matmul -- [--threads N] [--reps N]`
+//!
+//! Prints GFLOP/s per shape and product, and the total ms of one pass over
+//! all shapes (the median of `--reps` passes, default 5).
+
+use kiln::backend::{Backend, CpuBackend, MatRef, Precision};
+use std::time::Instant;
+
+/// (C, OC) of the tiny model's layers: qkv, attention projection, MLP up,
+/// MLP down, LM head (vocab 8192).
+const SHAPES: [(usize, usize); 5] = [(256, 768), (256, 256), (256, 1024), (1024, 256), (256, 8192)];
+const ROWS: usize = 2048;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let threads = arg("--threads", 2);
+    let reps = arg("--reps", 5).max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    println!("threads {threads}; {ROWS} rows; median of {reps}");
+    pool.install(|| {
+        for (label, mut be) in [
+            ("kiln f32", CpuBackend::new(Precision::F32)),
+            ("gemm crate f32", CpuBackend::f32_on_gemm_crate()),
+            ("kiln bf16", CpuBackend::new(Precision::Bf16)),
+        ] {
+            let mut total = 0.0;
+            for &(c, oc) in &SHAPES {
+                let inp = vec![0.5f32; ROWS * c];
+                let w = vec![0.25f32; oc * c];
+                let dout = vec![0.1f32; ROWS * oc];
+                let (mut out, mut dinp, mut dw) = (vec![0.0f32; ROWS * oc], vec![0.0f32; ROWS * c], vec![0.0f32; oc * c]);
+                let flop = 2.0 * (ROWS * c * oc) as f64;
+                let mut time = |f: &mut dyn FnMut(&mut CpuBackend)| {
+                    f(&mut be);
+                    median(
+                        (0..reps)
+                            .map(|_| {
+                                let t = Instant::now();
+                                f(&mut be);
+                                t.elapsed().as_secs_f64()
+                            })
+                            .collect(),
+                    )
+                };
+                let fwd = time(&mut |be| {
+                    be.matmul(
+                        ROWS,
+                        oc,
+                        c,
+                        &mut out,
+                        oc,
+                        false,
+                        MatRef::row_major(&inp, c),
+                        MatRef::transposed(&w, c),
+                    )
+                });
+                let din = time(&mut |be| {
+                    be.matmul(
+                        ROWS,
+                        c,
+                        oc,
+                        &mut dinp,
+                        c,
+                        false,
+                        MatRef::row_major(&dout, oc),
+                        MatRef::row_major(&w, c),
+                    )
+                });
+                let dwt = time(&mut |be| {
+                    be.matmul(
+                        oc,
+                        c,
+                        ROWS,
+                        &mut dw,
+                        c,
+                        true,
+                        MatRef::transposed(&dout, oc),
+                        MatRef::row_major(&inp, c),
+                    )
+                });
+                total += fwd + din + dwt;
+                println!(
+                    "{label:<15} C {c:5} OC {oc:5}: fwd {:6.1} GFLOP/s  dinp {:6.1}  dw {:6.1}",
+                    flop / fwd / 1e9,
+                    flop / din / 1e9,
+                    flop / dwt / 1e9
+                );
+            }
+            println!("{label:<15} all shapes, three products: {:.1} ms", total * 1e3);
+        }
+    });
+}

@@ -1,0 +1,411 @@
+//! The packed-panel GEMM driver shared by the AVX-512 f32 kernel (`fp32.rs`)
+//! and the AVX512-BF16 kernel (`bf16.rs`).
+//!
+//! Both operands are packed into panels of 32-bit words, one word per
+//! *step* along k (one f32, or a pair of bf16 for `vdpbf16ps`):
+//!
+//! - A (`[m, k]`) into panels of `MR` rows: `pa[(panel·steps + s)·MR + r]`;
+//! - B (`[k, n]`) into panels of `NR` columns: `pb[(panel·steps + s)·NR + c]`.
+//!
+//! A micro-kernel keeps an `MR × NR` tile of f32 accumulators in 16 zmm
+//! registers, broadcasts one A word per row and multiplies it against two
+//! zmm of B words. Tails in m, n and k are zero-padded at packing time, so
+//! the kernel always runs full tiles and only the write-back is clipped.
+//! Operands are repacked per matmul: packing is O(k·(m+n)) against the
+//! O(m·n·k) product, and weights change every optimizer step anyway. A
+//! kernel that needs no conversion (f32) reads a row-major A in place
+//! instead (`Panels::DIRECT_A`).
+//!
+//! Every output element is summed over k in order (in blocks of `KC`
+//! steps, each added to c) by one task, so results do not depend on the
+//! thread count.
+
+#![cfg(target_arch = "x86_64")]
+
+use super::super::MatRef;
+use super::SendPtr;
+use rayon::prelude::*;
+use std::arch::x86_64::*;
+
+/// Rows per micro-tile.
+pub const MR: usize = 8;
+/// Columns per micro-tile (two zmm registers of f32).
+pub const NR: usize = 32;
+/// Micro-tiles per parallel task, along m and n.
+const TASK_MR: usize = 8;
+const TASK_NR: usize = 4;
+/// Packed steps per k-block: a B micro-panel block of NR · KC words is 32
+/// KiB, and a task's TASK_NR of them fit L2 with room to spare.
+const KC: usize = 256;
+
+/// The accumulators of one micro-tile: `MR` rows of two zmm.
+pub(super) type Acc = [[__m512; 2]; MR];
+
+/// A pointer with row and step strides, in words.
+#[derive(Clone, Copy)]
+pub(super) struct Strided {
+    pub ptr: *const u32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// One kind of micro-kernel over packed panels.
+pub(super) trait Panels {
+    /// k values per packed word (1 for f32, 2 for bf16 pairs).
+    const GROUP: usize;
+
+    /// Whether the kernel reads A in place when its rows are contiguous: f32
+    /// needs no conversion, and each A row is read by one task only, so
+    /// packing it costs a pass over memory and buys little.
+    const DIRECT_A: bool;
+
+    /// Packs one group of k values (zero past k) into a word.
+    fn word(group: &[f32]) -> u32;
+
+    /// One tile: `c[0..mr, 0..nr] (+)= alpha · Σ_s a[s] ⊗ b[s]` over `steps`
+    /// words, written back with [`store`]. Row r's word at step s is
+    /// `a[r·a.rs + s·a.cs]`: `(1, MR)` for a packed panel, the matrix's own
+    /// strides when read in place.
+    ///
+    /// # Safety
+    /// The kernel's instructions must be available; `a` must address
+    /// words of rows `0..mr` at steps `0..steps` (rows past mr are never
+    /// read in place; a packed panel holds all `MR`), `b` `steps·NR` words;
+    /// `c` must address an `mr × nr` block with row stride `ldc` that no
+    /// other thread touches meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(steps: usize, a: Strided, b: *const u32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, alpha: f32);
+}
+
+/// `c[m, n] (ldc) = (accumulate ? c : 0) + a · b` through `P`'s kernel, in
+/// parallel on the current rayon pool. The caller has checked shapes
+/// (non-zero m, n, k) and that the CPU runs the kernel. `pa`/`pb` are
+/// reusable packing buffers.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul<P: Panels>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    pa: &mut Vec<u32>,
+    pb: &mut Vec<u32>,
+) {
+    // SAFETY: c is borrowed mutably and holds the checked [m, n] block.
+    unsafe { run::<P>(m, n, k, c.as_mut_ptr(), ldc, accumulate, 1.0, a, b, pa, pb, true) }
+}
+
+thread_local! {
+    /// Packing buffers of [`matmul_serial`], one pair per thread.
+    static SCRATCH: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `c[m, n] (ldc) = (accumulate ? c : 0) + alpha · a · b` on this thread
+/// alone, for callers that already run inside a rayon task (attention);
+/// packs into per-thread buffers that grow once and are then reused.
+///
+/// # Safety
+/// The CPU must run `P`'s kernel; `m, n, k ≥ 1`; `c` must address a
+/// writable `[m, n]` block with row stride `ldc` that no other thread
+/// touches meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn matmul_serial<P: Panels>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+) {
+    SCRATCH.with_borrow_mut(|(pa, pb)| {
+        // SAFETY: the caller's contract.
+        unsafe { run::<P>(m, n, k, c, ldc, accumulate, alpha, a, b, pa, pb, false) }
+    });
+}
+
+/// The driver behind [`matmul`] and [`matmul_serial`].
+///
+/// # Safety
+/// As [`matmul_serial`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn run<P: Panels>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    pa: &mut Vec<u32>,
+    pb: &mut Vec<u32>,
+    parallel: bool,
+) {
+    let steps = k.div_ceil(P::GROUP);
+    let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+    // Only rows read in place: a column-contiguous A (a gradient's
+    // transpose) strides a whole row of the matrix per step, and the tiles
+    // that share it ran 20% slower reading it in place than packed.
+    let direct = P::DIRECT_A && a.cs == 1;
+    let pa_len = if direct { 0 } else { mp * MR * steps };
+    if pa.len() < pa_len {
+        pa.resize(pa_len, 0);
+    }
+    if pb.len() < np * NR * steps {
+        pb.resize(np * NR * steps, 0);
+    }
+    let (pa, pb) = (&mut pa[..pa_len], &mut pb[..np * NR * steps]);
+    if !direct {
+        pack::<P>(m, k, MR, a, pa, parallel);
+    }
+    // B is packed as panels of its columns: view it as bᵀ ([n, k]).
+    let bt = MatRef {
+        data: b.data,
+        rs: b.cs,
+        cs: b.rs,
+    };
+    pack::<P>(n, k, NR, bt, pb, parallel);
+    let (pa, pb) = (&*pa, &*pb);
+    let (tm, tn) = (mp.div_ceil(TASK_MR), np.div_ceil(TASK_NR));
+    let cptr = SendPtr(c);
+    let task = |task: usize| {
+        let (ti, tj) = (task / tn, task % tn);
+        // k in blocks of KC steps, so the task's B panels (TASK_NR · NR · KC
+        // words) stay in L2 while its m-tiles pass over them; the first block
+        // honours `accumulate`, the later ones add to it.
+        for s0 in (0..steps).step_by(KC) {
+            let ks = KC.min(steps - s0);
+            for p in ti * TASK_MR..((ti + 1) * TASK_MR).min(mp) {
+                for q in tj * TASK_NR..((tj + 1) * TASK_NR).min(np) {
+                    let (i0, j0) = (p * MR, q * NR);
+                    let (mr, nr) = (MR.min(m - i0), NR.min(n - j0));
+                    let ap = if direct {
+                        Strided {
+                            ptr: a.data[i0 * a.rs + s0 * a.cs..].as_ptr() as *const u32,
+                            rs: a.rs,
+                            cs: a.cs,
+                        }
+                    } else {
+                        Strided {
+                            ptr: pa[(p * steps + s0) * MR..].as_ptr(),
+                            rs: 1,
+                            cs: MR,
+                        }
+                    };
+                    // SAFETY: tile (p, q) belongs to exactly one task; rows
+                    // i0..i0+mr and columns j0..j0+nr are inside c (the
+                    // caller's contract); the packed panels hold `steps`
+                    // words each from s0 on; the caller checked the CPU runs
+                    // P's kernel.
+                    unsafe {
+                        P::tile(
+                            ks,
+                            ap,
+                            pb[(q * steps + s0) * NR..].as_ptr(),
+                            cptr.get().add(i0 * ldc + j0),
+                            ldc,
+                            mr,
+                            nr,
+                            accumulate || s0 > 0,
+                            alpha,
+                        );
+                    }
+                }
+            }
+        }
+    };
+    if parallel {
+        (0..tm * tn).into_par_iter().for_each(task);
+    } else {
+        (0..tm * tn).for_each(task);
+    }
+}
+
+/// Packs `view` (`[rows, k]`) into panels of `w` rows of `P::GROUP`-wide
+/// words (see the module doc), zero-padding past `rows` and `k`. Fast
+/// paths cover every layout the model uses: rows contiguous (`cs == 1`) and
+/// columns contiguous (`rs == 1`).
+fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
+    if view.rs == 1 {
+        return pack_columns::<P>(rows, k, w, view, out, parallel);
+    }
+    let g = P::GROUP;
+    let steps = k.div_ceil(g);
+    let full = k / g;
+    let panel = |(panel, dst): (usize, &mut [u32])| {
+        let r0 = panel * w;
+        let live = w.min(rows - r0);
+        if live < w {
+            dst.fill(0);
+        }
+        let at = |r: usize, p: usize| if p < k { view.data[(r0 + r) * view.rs + p * view.cs] } else { 0.0 };
+        let mut group = [0.0f32; 2];
+        if view.cs == 1 {
+            // Each row is contiguous: convert its groups, scatter with stride w.
+            for r in 0..live {
+                let src = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
+                for (s, grp) in src.chunks_exact(g).enumerate() {
+                    dst[s * w + r] = P::word(grp);
+                }
+                if full < steps {
+                    for (i, x) in group[..g].iter_mut().enumerate() {
+                        *x = at(r, full * g + i);
+                    }
+                    dst[full * w + r] = P::word(&group[..g]);
+                }
+            }
+        } else {
+            for s in 0..steps {
+                for r in 0..live {
+                    for (i, x) in group[..g].iter_mut().enumerate() {
+                        *x = at(r, s * g + i);
+                    }
+                    dst[s * w + r] = P::word(&group[..g]);
+                }
+            }
+        }
+    };
+    if parallel {
+        out.par_chunks_mut(steps * w).enumerate().for_each(panel);
+    } else {
+        out.chunks_mut(steps * w).enumerate().for_each(panel);
+    }
+}
+
+/// Steps per task of [`pack_columns`].
+const PACK_STEPS: usize = 64;
+
+/// [`pack`] for a column-contiguous view: at step s the source columns
+/// `data[(g·s + i)·cs..][..rows]` are contiguous runs that are cut into the
+/// panels' rows. Going step-major reads each source line once, in order
+/// (panel-major re-read the matrix in strips, a page per step), and tasks
+/// own blocks of steps.
+fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
+    let g = P::GROUP;
+    let steps = k.div_ceil(g);
+    let panels = rows.div_ceil(w);
+    if !rows.is_multiple_of(w) {
+        out[(panels - 1) * steps * w..panels * steps * w].fill(0);
+    }
+    let optr = SendPtr(out.as_mut_ptr());
+    let col = |p: usize| (p < k).then(|| &view.data[p * view.cs..p * view.cs + rows]);
+    let block = |b: usize| {
+        let (mut s, end) = (b * PACK_STEPS, ((b + 1) * PACK_STEPS).min(steps));
+        while s < end {
+            // SAFETY (all writes below): words (q, s, 0..len) lie inside
+            // out (panels · steps · w words), and steps s (and s + 1 when
+            // written in pairs) belong to this task alone.
+            let dst = |q: usize, len: usize| unsafe { std::slice::from_raw_parts_mut(optr.get().add((q * steps + s) * w), len) };
+            if g == 1 && w == MR && s + 1 < end {
+                // Two steps of an 8-row panel fill one 64-byte line: write
+                // them together, so no line is left half-written while the
+                // other panels' writes evict it.
+                let (lo, hi) = (
+                    &view.data[s * view.cs..s * view.cs + rows],
+                    &view.data[(s + 1) * view.cs..(s + 1) * view.cs + rows],
+                );
+                for (q, (l, h)) in lo.chunks(w).zip(hi.chunks(w)).enumerate() {
+                    let d = dst(q, w + l.len());
+                    for (d, x) in d[..l.len()].iter_mut().zip(l) {
+                        *d = x.to_bits();
+                    }
+                    for (d, x) in d[w..].iter_mut().zip(h) {
+                        *d = x.to_bits();
+                    }
+                }
+                s += 2;
+                continue;
+            }
+            match (col(g * s), col(g * s + 1)) {
+                (Some(lo), _) if g == 1 => {
+                    for (q, part) in lo.chunks(w).enumerate() {
+                        for (d, x) in dst(q, part.len()).iter_mut().zip(part) {
+                            *d = x.to_bits();
+                        }
+                    }
+                }
+                (Some(lo), Some(hi)) => {
+                    for (q, (l, h)) in lo.chunks(w).zip(hi.chunks(w)).enumerate() {
+                        for ((d, &l), &h) in dst(q, l.len()).iter_mut().zip(l).zip(h) {
+                            *d = P::word(&[l, h]);
+                        }
+                    }
+                }
+                (lo, _) => {
+                    // The odd k's last pair (bf16): its high half is zero.
+                    for (q, l) in lo.unwrap_or_default().chunks(w).enumerate() {
+                        for (d, &l) in dst(q, l.len()).iter_mut().zip(l) {
+                            *d = P::word(&[l, 0.0]);
+                        }
+                    }
+                }
+            }
+            s += 1;
+        }
+    };
+    let blocks = steps.div_ceil(PACK_STEPS);
+    if parallel {
+        (0..blocks).into_par_iter().for_each(block);
+    } else {
+        (0..blocks).for_each(block);
+    }
+}
+
+/// Writes a tile's accumulators times `alpha` to `c[0..mr, 0..nr]`, adding
+/// to what is there when `accumulate`.
+///
+/// # Safety
+/// AVX-512F must be available; `c` must address an `mr × nr` block (mr ≤
+/// MR, nr ≤ NR) with row stride `ldc`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn store(acc: &Acc, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, alpha: f32) {
+    let mut scaled = *acc;
+    if alpha != 1.0 {
+        let s = _mm512_set1_ps(alpha);
+        for v in scaled.iter_mut().flatten() {
+            *v = _mm512_mul_ps(*v, s);
+        }
+    }
+    let acc = &scaled;
+    if nr == NR {
+        for (r, acc_r) in acc.iter().enumerate().take(mr) {
+            // SAFETY: row r < mr, 32 columns, inside c per the contract.
+            unsafe {
+                let row = c.add(r * ldc);
+                let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
+                if accumulate {
+                    v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row));
+                    v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row.add(16)));
+                }
+                _mm512_storeu_ps(row, v0);
+                _mm512_storeu_ps(row.add(16), v1);
+            }
+        }
+    } else {
+        let mut tile = [[0.0f32; NR]; MR];
+        for (t, acc_r) in tile.iter_mut().zip(acc) {
+            // SAFETY: t has exactly 32 f32.
+            unsafe {
+                _mm512_storeu_ps(t.as_mut_ptr(), acc_r[0]);
+                _mm512_storeu_ps(t.as_mut_ptr().add(16), acc_r[1]);
+            }
+        }
+        for (r, t) in tile.iter().enumerate().take(mr) {
+            for (j, v) in t.iter().enumerate().take(nr) {
+                // SAFETY: r < mr, j < nr, inside c per the contract.
+                unsafe {
+                    let dst = c.add(r * ldc + j);
+                    *dst = if accumulate { *dst + v } else { *v };
+                }
+            }
+        }
+    }
+}

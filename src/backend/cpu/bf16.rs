@@ -49,6 +49,59 @@ pub fn reference(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32>
     out
 }
 
+/// `out[i] = pair(src[2i], src[2i + 1])` for a contiguous run (an odd last
+/// value pairs with zero), 16 pairs per `vcvtne2ps2bf16`. `out` holds
+/// `src.len().div_ceil(2)` words.
+///
+/// # Safety
+/// AVX512F and AVX512-BF16 must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn pairs_of_row(src: &[f32], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    assert_eq!(out.len(), src.len().div_ceil(2));
+    let mut srcs = src.chunks_exact(32);
+    let mut outs = out.chunks_exact_mut(16);
+    for (s, o) in srcs.by_ref().zip(outs.by_ref()) {
+        // SAFETY: s holds 32 f32 and o 16 u32; the result's low half
+        // converts s[0..16] and its high half s[16..32], which in memory is
+        // the bf16 run in order, i.e. its 16 pairs.
+        unsafe {
+            let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(s.as_ptr().add(16)), _mm512_loadu_ps(s.as_ptr()));
+            _mm512_storeu_si512(o.as_mut_ptr() as *mut __m512i, std::mem::transmute::<__m512bh, __m512i>(v));
+        }
+    }
+    let rest = srcs.remainder();
+    for (i, o) in outs.into_remainder().iter_mut().enumerate() {
+        *o = pair(rest[2 * i], rest.get(2 * i + 1).copied().unwrap_or(0.0));
+    }
+}
+
+/// `out[i] = pair(lo[i], hi[i])` for two runs of equal length, 16 pairs per
+/// step: each half converted, widened to 32 bits, the odd one shifted up.
+///
+/// # Safety
+/// AVX512F and AVX512-BF16 must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn pairs_of_columns(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    assert!(lo.len() == out.len() && hi.len() == out.len());
+    let n16 = out.len() / 16 * 16;
+    for i in (0..n16).step_by(16) {
+        // SAFETY: lo, hi and out hold 16 elements from i (i + 16 ≤ len).
+        unsafe {
+            let l: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(lo.as_ptr().add(i))));
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(hi.as_ptr().add(i))));
+            let v = _mm512_or_si512(_mm512_cvtepu16_epi32(l), _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)));
+            _mm512_storeu_si512(out.as_mut_ptr().add(i) as *mut __m512i, v);
+        }
+    }
+    for i in n16..out.len() {
+        out[i] = pair(lo[i], hi[i]);
+    }
+}
+
 /// The AVX512-BF16 micro-kernel: words are bf16 pairs along k.
 #[cfg(target_arch = "x86_64")]
 pub(super) struct Bf16;
@@ -61,6 +114,16 @@ impl Panels for Bf16 {
     #[inline(always)]
     fn word(group: &[f32]) -> u32 {
         pair(group[0], group[1])
+    }
+
+    unsafe fn words_of_row(src: &[f32], out: &mut [u32]) {
+        // SAFETY: the trait's contract (the CPU runs this kernel).
+        unsafe { pairs_of_row(src, out) }
+    }
+
+    unsafe fn words_of_columns(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+        // SAFETY: as above.
+        unsafe { pairs_of_columns(lo, hi, out) }
     }
 
     unsafe fn tile(steps: usize, a: Strided, b: *const u32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, alpha: f32) {

@@ -62,6 +62,30 @@ pub(super) trait Panels {
     /// Packs one group of k values (zero past k) into a word.
     fn word(group: &[f32]) -> u32;
 
+    /// `out[i] = word(src[g·i..g·i + g])` for a contiguous run of values
+    /// (zero past its end); `out` holds `src.len().div_ceil(GROUP)` words.
+    ///
+    /// # Safety
+    /// The CPU must run this kernel (implementations may vectorise).
+    unsafe fn words_of_row(src: &[f32], out: &mut [u32]) {
+        for (o, grp) in out.iter_mut().zip(src.chunks(Self::GROUP)) {
+            let mut group = [0.0f32; 2];
+            group[..grp.len()].copy_from_slice(grp);
+            *o = Self::word(&group[..Self::GROUP]);
+        }
+    }
+
+    /// `out[i] = word([lo[i], hi[i]])` for pairs (only `lo` for one value
+    /// per word); all three of equal length.
+    ///
+    /// # Safety
+    /// As [`Panels::words_of_row`].
+    unsafe fn words_of_columns(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+        for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
+            *o = Self::word(&[l, h][..Self::GROUP]);
+        }
+    }
+
     /// One tile: `c[0..mr, 0..nr] (+)= alpha · Σ_s a[s] ⊗ b[s]` over `steps`
     /// words, written back with [`store`]. Row r's word at step s is
     /// `a[r·a.rs + s·a.cs]`: `(1, MR)` for a packed panel, the matrix's own
@@ -162,8 +186,9 @@ unsafe fn run<P: Panels>(
         pb.resize(np * NR * steps, 0);
     }
     let (pa, pb) = (&mut pa[..pa_len], &mut pb[..np * NR * steps]);
+    // SAFETY (both packs): the caller checked the CPU runs P's kernel.
     if !direct {
-        pack::<P>(m, k, MR, a, pa, parallel);
+        unsafe { pack::<P>(m, k, MR, a, pa, parallel) };
     }
     // B is packed as panels of its columns: view it as bᵀ ([n, k]).
     let bt = MatRef {
@@ -171,7 +196,7 @@ unsafe fn run<P: Panels>(
         rs: b.cs,
         cs: b.rs,
     };
-    pack::<P>(n, k, NR, bt, pb, parallel);
+    unsafe { pack::<P>(n, k, NR, bt, pb, parallel) };
     let (pa, pb) = (&*pa, &*pb);
     let (tm, tn) = (mp.div_ceil(TASK_MR), np.div_ceil(TASK_NR));
     let cptr = SendPtr(c);
@@ -232,36 +257,48 @@ unsafe fn run<P: Panels>(
 /// words (see the module doc), zero-padding past `rows` and `k`. Fast
 /// paths cover every layout the model uses: rows contiguous (`cs == 1`) and
 /// columns contiguous (`rs == 1`).
-fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
+///
+/// # Safety
+/// The CPU must run `P`'s kernel.
+unsafe fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
     if view.rs == 1 {
-        return pack_columns::<P>(rows, k, w, view, out, parallel);
+        // SAFETY: the caller's contract.
+        return unsafe { pack_columns::<P>(rows, k, w, view, out, parallel) };
     }
     let g = P::GROUP;
     let steps = k.div_ceil(g);
-    let full = k / g;
     let panel = |(panel, dst): (usize, &mut [u32])| {
         let r0 = panel * w;
         let live = w.min(rows - r0);
         if live < w {
             dst.fill(0);
         }
-        let at = |r: usize, p: usize| if p < k { view.data[(r0 + r) * view.rs + p * view.cs] } else { 0.0 };
-        let mut group = [0.0f32; 2];
-        if view.cs == 1 {
-            // Each row is contiguous: convert its groups, scatter with stride w.
+        if view.cs == 1 && g == 1 {
+            // Each row is contiguous: scatter it with stride w.
             for r in 0..live {
-                let src = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
-                for (s, grp) in src.chunks_exact(g).enumerate() {
-                    dst[s * w + r] = P::word(grp);
+                let row = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
+                for (s, x) in row.iter().enumerate() {
+                    dst[s * w + r] = x.to_bits();
                 }
-                if full < steps {
-                    for (i, x) in group[..g].iter_mut().enumerate() {
-                        *x = at(r, full * g + i);
+            }
+        } else if view.cs == 1 {
+            // Each row is contiguous: convert it a piece at a time, scatter
+            // the words with stride w.
+            let mut buf = [0u32; BUF];
+            for r in 0..live {
+                let row = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
+                for (piece, src) in row.chunks(BUF * g).enumerate() {
+                    let words = &mut buf[..src.len().div_ceil(g)];
+                    // SAFETY: the caller's contract.
+                    unsafe { P::words_of_row(src, words) };
+                    for (i, &x) in words.iter().enumerate() {
+                        dst[(piece * BUF + i) * w + r] = x;
                     }
-                    dst[full * w + r] = P::word(&group[..g]);
                 }
             }
         } else {
+            let at = |r: usize, p: usize| if p < k { view.data[(r0 + r) * view.rs + p * view.cs] } else { 0.0 };
+            let mut group = [0.0f32; 2];
             for s in 0..steps {
                 for r in 0..live {
                     for (i, x) in group[..g].iter_mut().enumerate() {
@@ -279,6 +316,9 @@ fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut 
     }
 }
 
+/// Words converted at a time through a stack buffer while packing.
+const BUF: usize = 256;
+
 /// Steps per task of [`pack_columns`].
 const PACK_STEPS: usize = 64;
 
@@ -287,7 +327,10 @@ const PACK_STEPS: usize = 64;
 /// panels' rows. Going step-major reads each source line once, in order
 /// (panel-major re-read the matrix in strips, a page per step), and tasks
 /// own blocks of steps.
-fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
+///
+/// # Safety
+/// The CPU must run `P`'s kernel.
+unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
     let g = P::GROUP;
     let steps = k.div_ceil(g);
     let panels = rows.div_ceil(w);
@@ -295,23 +338,21 @@ fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, ou
         out[(panels - 1) * steps * w..panels * steps * w].fill(0);
     }
     let optr = SendPtr(out.as_mut_ptr());
-    let col = |p: usize| (p < k).then(|| &view.data[p * view.cs..p * view.cs + rows]);
+    let zeros = [0.0f32; BUF];
     let block = |b: usize| {
+        let mut buf = [0u32; BUF];
         let (mut s, end) = (b * PACK_STEPS, ((b + 1) * PACK_STEPS).min(steps));
         while s < end {
             // SAFETY (all writes below): words (q, s, 0..len) lie inside
             // out (panels · steps · w words), and steps s (and s + 1 when
             // written in pairs) belong to this task alone.
             let dst = |q: usize, len: usize| unsafe { std::slice::from_raw_parts_mut(optr.get().add((q * steps + s) * w), len) };
+            let col = |p: usize| &view.data[p * view.cs..p * view.cs + rows];
             if g == 1 && w == MR && s + 1 < end {
                 // Two steps of an 8-row panel fill one 64-byte line: write
                 // them together, so no line is left half-written while the
                 // other panels' writes evict it.
-                let (lo, hi) = (
-                    &view.data[s * view.cs..s * view.cs + rows],
-                    &view.data[(s + 1) * view.cs..(s + 1) * view.cs + rows],
-                );
-                for (q, (l, h)) in lo.chunks(w).zip(hi.chunks(w)).enumerate() {
+                for (q, (l, h)) in col(s).chunks(w).zip(col(s + 1).chunks(w)).enumerate() {
                     let d = dst(q, w + l.len());
                     for (d, x) in d[..l.len()].iter_mut().zip(l) {
                         *d = x.to_bits();
@@ -323,26 +364,34 @@ fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, ou
                 s += 2;
                 continue;
             }
-            match (col(g * s), col(g * s + 1)) {
-                (Some(lo), _) if g == 1 => {
-                    for (q, part) in lo.chunks(w).enumerate() {
-                        for (d, x) in dst(q, part.len()).iter_mut().zip(part) {
-                            *d = x.to_bits();
-                        }
+            if g == 1 {
+                for (q, part) in col(s).chunks(w).enumerate() {
+                    for (d, x) in dst(q, part.len()).iter_mut().zip(part) {
+                        *d = x.to_bits();
                     }
                 }
-                (Some(lo), Some(hi)) => {
-                    for (q, (l, h)) in lo.chunks(w).zip(hi.chunks(w)).enumerate() {
-                        for ((d, &l), &h) in dst(q, l.len()).iter_mut().zip(l).zip(h) {
-                            *d = P::word(&[l, h]);
+            } else {
+                // Pairs of columns, converted BUF rows at a time (BUF is a
+                // multiple of w, so pieces start on panel boundaries); an
+                // odd k's last pair has a zero high half.
+                let lo = col(g * s);
+                for r0 in (0..rows).step_by(BUF) {
+                    let n = BUF.min(rows - r0);
+                    let hi = if g * s + 1 < k { &col(g * s + 1)[r0..r0 + n] } else { &zeros[..n] };
+                    let lo = &lo[r0..r0 + n];
+                    if w >= 16 {
+                        // Wide panels: convert straight into each.
+                        for (i, (l, h)) in lo.chunks(w).zip(hi.chunks(w)).enumerate() {
+                            // SAFETY: the caller's contract.
+                            unsafe { P::words_of_columns(l, h, dst(r0 / w + i, l.len())) };
                         }
+                        continue;
                     }
-                }
-                (lo, _) => {
-                    // The odd k's last pair (bf16): its high half is zero.
-                    for (q, l) in lo.unwrap_or_default().chunks(w).enumerate() {
-                        for (d, &l) in dst(q, l.len()).iter_mut().zip(l) {
-                            *d = P::word(&[l, 0.0]);
+                    // SAFETY: the caller's contract.
+                    unsafe { P::words_of_columns(lo, hi, &mut buf[..n]) };
+                    for (i, part) in buf[..n].chunks(w).enumerate() {
+                        for (d, &x) in dst(r0 / w + i, part.len()).iter_mut().zip(part) {
+                            *d = x;
                         }
                     }
                 }

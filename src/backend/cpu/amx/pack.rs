@@ -12,7 +12,7 @@
 use super::T;
 use crate::backend::MatRef;
 use crate::backend::cpu::SendPtr;
-use crate::backend::cpu::bf16::pair;
+use crate::backend::cpu::bf16::{pair, pairs_of_columns, pairs_of_row};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
@@ -133,14 +133,8 @@ unsafe fn tile_rows(src: &[f32], stride: usize, rows: usize, kv: usize, out: &mu
         if r >= rows {
             o.fill(0);
         } else if kv == 2 * T {
-            let s = &src[r * stride..r * stride + 2 * T];
-            // SAFETY: s holds 32 f32 and o 16 u32 (64 bytes); the result's
-            // low half converts s[0..16], its high half s[16..32], which in
-            // memory is the bf16 row in order, i.e. its 16 pairs.
-            unsafe {
-                let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(s.as_ptr().add(T)), _mm512_loadu_ps(s.as_ptr()));
-                _mm512_storeu_si512(o.as_mut_ptr() as *mut __m512i, std::mem::transmute::<__m512bh, __m512i>(v));
-            }
+            // SAFETY: this function's features.
+            unsafe { pairs_of_row(&src[r * stride..r * stride + 2 * T], o) };
         } else {
             let s = &src[r * stride..r * stride + kv];
             for (t, o) in o.iter_mut().enumerate() {
@@ -164,14 +158,8 @@ unsafe fn tile_cols(src: &[f32], stride: usize, cols: usize, kv: usize, out: &mu
         let (e0, e1) = (2 * t, 2 * t + 1);
         if cols == T && e1 < kv {
             let (lo, hi) = (&src[e0 * stride..e0 * stride + T], &src[e1 * stride..e1 * stride + T]);
-            // SAFETY: lo and hi hold 16 f32 each, o 16 u32; widening each
-            // bf16 to 32 bits and shifting the odd one up interleaves them.
-            unsafe {
-                let l: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(lo.as_ptr())));
-                let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(hi.as_ptr())));
-                let v = _mm512_or_si512(_mm512_cvtepu16_epi32(l), _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)));
-                _mm512_storeu_si512(o.as_mut_ptr() as *mut __m512i, v);
-            }
+            // SAFETY: this function's features.
+            unsafe { pairs_of_columns(lo, hi, o) };
         } else {
             let at = |e: usize, j: usize| if e < kv && j < cols { src[e * stride + j] } else { 0.0 };
             for (j, o) in o.iter_mut().enumerate() {

@@ -167,7 +167,7 @@ mod tests {
     use super::*;
     use crate::backend::{Backend, CpuBackend, MatRef, Precision, cpu::has_avx512bf16};
 
-    use crate::backend::cpu::test_data as data;
+    use crate::backend::cpu::{Stored, test_data as data};
 
     #[test]
     fn rounding_is_nearest_even() {
@@ -187,29 +187,11 @@ mod tests {
         let mut be = CpuBackend::bf16_without_amx();
         assert_eq!(be.precision(), Precision::Bf16);
         for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (9, 31, 64), (17, 65, 33), (70, 100, 129)] {
-            let a = data(m * k, m as u64);
-            let b = data(k * n, n as u64);
+            let (a, b) = (data(m * k, m as u64), data(k * n, n as u64));
             let want = reference(m, n, k, &a, &b);
-            // The same logical a and b stored three ways, to reach every
-            // packing path: row-major, transposed, and padded rows (generic).
-            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-            // Every other element: neither rows nor columns contiguous.
-            let ap: Vec<f32> = (0..2 * m * k).map(|i| if i % 2 == 0 { a[i / 2] } else { f32::NAN }).collect();
-            let layouts = [
-                (MatRef::row_major(&a, k), MatRef::row_major(&b, n)),
-                (MatRef::transposed(&at, m), MatRef::transposed(&bt, k)),
-                (
-                    MatRef {
-                        data: &ap,
-                        rs: 2 * k,
-                        cs: 2,
-                    },
-                    MatRef { data: &b, rs: n, cs: 1 },
-                ),
-                (MatRef { data: &at, rs: 1, cs: m }, MatRef { data: &b, rs: n, cs: 1 }),
-            ];
-            for (li, (av, bv)) in layouts.into_iter().enumerate() {
+            // Every layout, to reach every packing path.
+            let stored = Stored::new(m, n, k, a, b);
+            for (li, (av, bv)) in stored.layouts().into_iter().enumerate() {
                 let mut c = vec![0.5f32; m * n];
                 be.matmul(m, n, k, &mut c, n, true, av, bv);
                 for (i, (got, want)) in c.iter().zip(&want).enumerate() {

@@ -79,7 +79,7 @@ unsafe fn kernel(k: usize, a: Strided, b: *const f32, c: *mut f32, ldc: usize, m
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::backend::cpu::{CpuBackend, gemm_raw, test_data as data};
+    use crate::backend::cpu::{CpuBackend, Stored, gemm_raw, test_data as data};
     use crate::backend::{Backend, MatRef, Precision};
 
     /// `c0 + alpha · a · b` in f64.
@@ -116,24 +116,8 @@ mod tests {
         }
         let mut be = CpuBackend::new(Precision::F32);
         for &(m, n, k) in &[(8, 16, 1), (9, 33, 5), (17, 65, 300), (70, 100, 129), (64, 256, 513)] {
-            let a = data(m * k, m as u64);
-            let b = data(k * n, n as u64 + 100);
-            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-            let ap: Vec<f32> = (0..2 * m * k).map(|i| if i % 2 == 0 { a[i / 2] } else { f32::NAN }).collect();
-            let layouts = [
-                (MatRef::row_major(&a, k), MatRef::row_major(&b, n)),
-                (MatRef::transposed(&at, m), MatRef::transposed(&bt, k)),
-                (
-                    MatRef {
-                        data: &ap,
-                        rs: 2 * k,
-                        cs: 2,
-                    },
-                    MatRef::row_major(&b, n),
-                ),
-            ];
-            for (li, (av, bv)) in layouts.into_iter().enumerate() {
+            let stored = Stored::new(m, n, k, data(m * k, m as u64), data(k * n, n as u64 + 100));
+            for (li, (av, bv)) in stored.layouts().into_iter().enumerate() {
                 let want = reference(m, n, k, av, bv, 0.5, 1.0);
                 let mut c = vec![0.5f32; m * n];
                 be.matmul(m, n, k, &mut c, n, true, av, bv);

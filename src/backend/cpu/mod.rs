@@ -37,6 +37,52 @@ pub(crate) fn test_data(len: usize, seed: u64) -> Vec<f32> {
     (0..len).map(|_| rng.normal() as f32).collect()
 }
 
+/// One logical `a` (`[m, k]`) and `b` (`[k, n]`) stored in every layout the
+/// packers tell apart, for the kernels' tests.
+#[cfg(test)]
+pub(crate) struct Stored {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    at: Vec<f32>,
+    bt: Vec<f32>,
+    /// `a` with a NaN after every element: neither rows nor columns contiguous.
+    ap: Vec<f32>,
+}
+
+#[cfg(test)]
+impl Stored {
+    /// Stores `a` and `b` (row-major) every way.
+    pub(crate) fn new(m: usize, n: usize, k: usize, a: Vec<f32>, b: Vec<f32>) -> Self {
+        let at = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        let bt = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let ap = (0..2 * m * k).map(|i| if i % 2 == 0 { a[i / 2] } else { f32::NAN }).collect();
+        Stored { m, n, k, a, b, at, bt, ap }
+    }
+
+    /// The same product four ways: both row-major; both transposed
+    /// (column-contiguous); A strided both ways (the generic path); A
+    /// column-contiguous with B row-major.
+    pub(crate) fn layouts(&self) -> [(MatRef<'_>, MatRef<'_>); 4] {
+        let (m, n, k) = (self.m, self.n, self.k);
+        [
+            (MatRef::row_major(&self.a, k), MatRef::row_major(&self.b, n)),
+            (MatRef::transposed(&self.at, m), MatRef::transposed(&self.bt, k)),
+            (
+                MatRef {
+                    data: &self.ap,
+                    rs: 2 * k,
+                    cs: 2,
+                },
+                MatRef::row_major(&self.b, n),
+            ),
+            (MatRef::transposed(&self.at, m), MatRef::row_major(&self.b, n)),
+        ]
+    }
+}
+
 /// Whether this CPU can run the AVX512-BF16 kernel (`vdpbf16ps`).
 pub fn has_avx512bf16() -> bool {
     #[cfg(target_arch = "x86_64")]

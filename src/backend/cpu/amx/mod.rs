@@ -347,7 +347,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu::bf16::reference;
 
-    use crate::backend::cpu::test_data as data;
+    use crate::backend::cpu::{Stored, test_data as data};
 
     #[test]
     fn amx_matches_scalar_reference_on_every_layout_and_tail() {
@@ -358,25 +358,10 @@ mod tests {
         let (mut pa, mut pb) = (Vec::new(), Vec::new());
         // Full blocks, tails in m, n and k, odd k, k past one 32-wide step.
         for &(m, n, k) in &[(32, 32, 32), (64, 128, 256), (17, 33, 5), (45, 70, 129), (100, 31, 64), (16, 16, 1)] {
-            let a = data(m * k, m as u64 + 1);
-            let b = data(k * n, n as u64 + 2);
+            let (a, b) = (data(m * k, m as u64 + 1), data(k * n, n as u64 + 2));
             let want = reference(m, n, k, &a, &b);
-            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-            let ap: Vec<f32> = (0..2 * m * k).map(|i| if i % 2 == 0 { a[i / 2] } else { f32::NAN }).collect();
-            let layouts = [
-                (MatRef::row_major(&a, k), MatRef::row_major(&b, n)),
-                (MatRef::transposed(&at, m), MatRef::transposed(&bt, k)),
-                (
-                    MatRef {
-                        data: &ap,
-                        rs: 2 * k,
-                        cs: 2,
-                    },
-                    MatRef { data: &b, rs: n, cs: 1 },
-                ),
-            ];
-            for (li, (av, bv)) in layouts.into_iter().enumerate() {
+            let stored = Stored::new(m, n, k, a, b);
+            for (li, (av, bv)) in stored.layouts().into_iter().enumerate() {
                 for accumulate in [false, true] {
                     // ldc > n: columns past n must be left alone.
                     let ldc = n + 3;

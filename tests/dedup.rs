@@ -317,3 +317,72 @@ fn minhash_finds_near_duplicates_and_leaves_unrelated_documents_alone() {
     assert!(stats_s["spill_runs"].as_u64().unwrap() > 0, "{stats_s}");
     assert_eq!((&hash_s, &rej_s), (&hash, &rej));
 }
+
+#[test]
+fn minhash_in_three_shards_and_a_merge_equals_a_whole_run() {
+    let Some(data) = common::shared_data() else { return };
+    let corpus = near_duplicate_corpus(&data);
+    let d = tempfile::tempdir().unwrap();
+    // Eight input files read in eight shards, so that `dd`'s input is
+    // eight files to shard, with copies in other files than their bases.
+    let per = corpus.docs.len().div_ceil(8);
+    for (i, chunk) in corpus.docs.chunks(per).enumerate() {
+        write_jsonl(&d.path().join(format!("docs-{i}.jsonl")), chunk);
+    }
+    let yaml = "name: d\nworkdir: runs\nnodes:\n  docs:\n    op: read\n    path: docs-*.jsonl\n  dd:\n    op: dedup\n    input: docs\n    method: minhash\n";
+    let f = pipeline(d.path(), yaml);
+    let f = f.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", f, "--quiet", "--set", "workdir=sharded"];
+        a.extend_from_slice(args);
+        kiln_in(d.path(), &a)
+    };
+    kiln_in(d.path(), &["run", f, "--quiet"]).ok();
+    let whole = d.path().join("runs");
+    let want = manifest(&whole, "dd");
+    assert!(want["stats"]["dedup"]["duplicates"].as_u64().unwrap() > 100, "{}", want["stats"]);
+
+    run(&["--until", "docs", "--executor", "local", "--set", "executor.tasks=8"]).ok();
+    let w = d.path().join("sharded");
+    assert_eq!(manifest(&w, "docs")["files"].as_array().unwrap().len(), 8);
+    for i in 0..3 {
+        run(&["--node", "dd", "--shard", &format!("{i}/3")]).ok();
+    }
+    let part = |i: u32| -> std::path::PathBuf {
+        let set = std::fs::read_dir(w.join(".parts/dd")).unwrap().next().unwrap().unwrap().path();
+        set.join(format!("part-{i:05}"))
+    };
+    // A damaged part: the merge names its key file and refuses.
+    let sigs = part(1).join("signatures");
+    let victim = std::fs::read_dir(&sigs).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() - 8]).unwrap();
+    let bad = run(&["--node", "dd", "--merge"]);
+    assert_ne!(bad.code, 0);
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    assert!(bad.stderr.contains(name) && bad.stderr.contains("--shard i/N"), "{}", bad.stderr);
+    assert!(!w.join("dd/manifest.json").exists(), "a failed merge left an artifact");
+
+    // Running the shard again mends it; the merge equals the whole run.
+    run(&["--node", "dd", "--shard", "1/3"]).ok();
+    run(&["--node", "dd", "--merge"]).ok();
+    let got = manifest(&w, "dd");
+    assert_eq!(got["content_hash"], want["content_hash"]);
+    assert_eq!(got["parts"], 3);
+    for k in ["docs", "no_signature", "candidate_pairs", "components", "duplicates"] {
+        assert_eq!(got["stats"]["dedup"][k], want["stats"]["dedup"][k], "{k}");
+    }
+    // The same rejects; only the input file they name differs, since the
+    // sharded `docs` is eight files.
+    let why = |w: &Path| -> Vec<(String, String)> {
+        parse(rejected(w, "dd"))
+            .iter()
+            .map(|v| (v["id"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(why(&w), why(&whole));
+    assert!(
+        !w.join(".parts/dd").read_dir().is_ok_and(|mut r| r.next().is_some()),
+        "parts left behind"
+    );
+}

@@ -62,7 +62,7 @@ impl Recipe {
     fn assert_same(&self, workdir: &str) {
         let w = self.dir.path().join(workdir);
         assert_eq!(hashes(&w), self.want, "{workdir} differs from the single-process run");
-        for n in ["raw", "clean", "final"] {
+        for n in ["raw", "clean", "dedup", "final"] {
             assert_eq!(manifest(&w, n)["parts"], 4, "{n} was not built from 4 shards");
         }
         // Merged parts leave no part directories behind.
@@ -77,7 +77,7 @@ fn local_workers_in_four_shards_equal_the_single_process_run() {
     let out = r.run("local", &["--executor", "local", "--workers", "2", "--set", "executor.tasks=4"]);
     out.ok();
     r.assert_same("local");
-    for unit in ["raw-0", "raw-3", "clean-2", "raw-merge", "dedup", "final-merge"] {
+    for unit in ["raw-0", "raw-3", "clean-2", "raw-merge", "dedup-1", "dedup-merge", "final-merge"] {
         assert!(r.dir.path().join(format!("local/.local/{unit}.log")).exists(), "no log for {unit}");
     }
     assert!(out.stderr.contains("✓ clean shard 3"), "{}", out.stderr);
@@ -244,7 +244,8 @@ fn slurm_job_arrays_in_four_shards_equal_the_single_process_run() {
             "raw merge of 4",
             "clean shards 0-3 of 4",
             "clean merge of 4",
-            "dedup",
+            "dedup shards 0-3 of 4",
+            "dedup merge of 4",
             "final shards 0-3 of 4",
             "final merge of 4"
         ]

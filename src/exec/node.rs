@@ -78,6 +78,19 @@ pub fn build(
     cancel: &AtomicBool,
     shard: Option<(u32, u32)>,
 ) -> Result<Manifest, NodeError> {
+    build_from(p, pl, node, rep, cancel, shard, &[])
+}
+
+/// [`build`], merging `parts` (all of them) when the op's merge computes.
+fn build_from(
+    p: &Pipeline,
+    pl: &Planned,
+    node: &NodeSpec,
+    rep: &Reporter,
+    cancel: &AtomicBool,
+    shard: Option<(u32, u32)>,
+    parts: &[Artifact],
+) -> Result<Manifest, NodeError> {
     let start = Instant::now();
     let inputs = load_inputs(pl, &p.workdir)?;
     let units = ops::units(p, node, &inputs)?;
@@ -110,6 +123,8 @@ pub fn build(
         cancel,
         bar: &bar,
         log: &log,
+        shard,
+        parts,
     };
     let result = ops::run(&ctx, &units, range);
     bar.finish_and_clear();
@@ -124,6 +139,11 @@ pub fn build(
     log.line(format!("done: {} rows, {} rejected", out.table.rows, out.table.rejected_rows));
     log.sync();
     let mut m = manifest(pl, node, out, start.elapsed().as_secs_f64());
+    if !parts.is_empty() {
+        m.parts = parts.len() as u32;
+        m.wall_time_s += parts.iter().map(|a| a.manifest.wall_time_s).sum::<f64>();
+        m.peak_rss_bytes = parts.iter().filter_map(|a| a.manifest.peak_rss_bytes).chain(m.peak_rss_bytes).max();
+    }
     let dest = match shard {
         Some((i, n)) => {
             m.shard = Some([i, n]);
@@ -203,8 +223,9 @@ fn add_stats(a: &mut Value, b: &Value) {
 }
 
 /// Merges all `n` parts of a node into its artifact. Files are hard-linked
-/// (copied across filesystems), so a crash mid-merge leaves the parts whole.
-pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32) -> Result<Manifest, NodeError> {
+/// (copied across filesystems), so a crash mid-merge leaves the parts whole;
+/// an op whose merge computes runs again over the parts instead.
+pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Reporter, cancel: &AtomicBool) -> Result<Manifest, NodeError> {
     let start = Instant::now();
     let mut parts = Vec::new();
     let mut missing = Vec::new();
@@ -221,6 +242,11 @@ pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32) -> Result<Mani
             missing.join(", "),
             node.id
         )));
+    }
+    if node.op.merge_computes() {
+        let m = build_from(p, pl, node, rep, cancel, None, &parts)?;
+        let _ = std::fs::remove_dir_all(parts_root(&p.workdir, &node.id, &pl.fingerprint, n));
+        return Ok(m);
     }
     let tmp = store::scratch_dir(&p.workdir, &node.id).map_err(NodeError::Failed)?;
     let log = NodeLog::open(&tmp);

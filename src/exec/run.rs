@@ -183,7 +183,7 @@ pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) ->
             ))
         })?;
         let t0 = std::time::Instant::now();
-        let res = result_of(id, node::merge(p, pl, nd, n), t0.elapsed().as_secs_f64(), Outcome::Ran);
+        let res = result_of(id, node::merge(p, pl, nd, n, rep, cancel), t0.elapsed().as_secs_f64(), Outcome::Ran);
         report_node(rep, &res);
         return Ok(RunSummary { nodes: vec![res] });
     }
@@ -314,7 +314,7 @@ fn build_whole(p: &Pipeline, pl: &Planned, rep: &Reporter, cancel: &AtomicBool) 
                 node::build(p, pl, nd, rep, cancel, Some((i, n)))?;
             }
         }
-        return node::merge(p, pl, nd, n);
+        return node::merge(p, pl, nd, n, rep, cancel);
     }
     node::build(p, pl, nd, rep, cancel, None)
 }

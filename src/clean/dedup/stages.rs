@@ -217,23 +217,50 @@ fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Stages 1–3 of `minhash` over the whole input: each document's root.
-pub fn minhash(inp: &DedupInput, cfg: &MinhashConfig, hooks: &dyn Progress) -> Result<(Vec<u32>, DedupStats), DedupError> {
-    let n = check_count(inp)?;
-    let mut stats = DedupStats {
-        docs: n as u64,
-        ..Default::default()
-    };
+/// Where stage 1 writes the band keys of input file `fi` inside `dir`.
+pub fn signature_path(dir: &Path, fi: usize) -> PathBuf {
+    dir.join(format!("sig-{fi:05}.bin"))
+}
+
+/// Stage 1 of `minhash` for input files `files` (a shard's slice, or all):
+/// one band-key file each in `dir`, with the global index of its first
+/// document. Adds the documents without words and the bytes written to
+/// `stats`.
+pub fn minhash_signature_files(
+    inp: &DedupInput,
+    cfg: &MinhashConfig,
+    files: std::ops::Range<usize>,
+    dir: &Path,
+    stats: &mut DedupStats,
+    hooks: &dyn Progress,
+) -> Result<Vec<(PathBuf, u64)>, DedupError> {
+    check_count(inp)?;
     let hasher = MinHasher::new(cfg.bands, cfg.rows_per_band, cfg.hash_seed);
-    let dir = &inp.work_dir;
+    let offsets = inp.offsets();
     let mut sig_files = Vec::new();
-    for (fi, off) in inp.offsets().into_iter().enumerate() {
-        let path = dir.join(format!("sig-{fi:05}.bin"));
+    for fi in files {
+        let path = signature_path(dir, fi);
         stats.no_signature += minhash_signatures(inp, fi, cfg, &hasher, &path, hooks)?;
         stats.intermediate_bytes += file_size(&path);
-        sig_files.push((path, off));
+        sig_files.push((path, offsets[fi]));
     }
-    hooks.note(&format!("signatures: {n} documents, {} without words", stats.no_signature));
+    Ok(sig_files)
+}
+
+/// Stages 2–3 of `minhash` from the band-key files of every input file
+/// (in input order, as [`minhash_signature_files`] numbers them): each
+/// document's root. The pair files go to the input's `work_dir`.
+pub fn minhash_clusters(
+    inp: &DedupInput,
+    cfg: &MinhashConfig,
+    sig_files: &[(PathBuf, u64)],
+    stats: &mut DedupStats,
+    hooks: &dyn Progress,
+) -> Result<Vec<u32>, DedupError> {
+    let n = check_count(inp)?;
+    stats.docs = n as u64;
+    check_signature_files(inp, cfg, sig_files)?;
+    let dir = &inp.work_dir;
     // Every band may sort at once, so each gets an equal share of the budget.
     let budget = sort_budget(inp.memory_bytes) / cfg.bands as u64;
     let results: Vec<Result<(PathBuf, u64, SortStats), DedupError>> = (0..cfg.bands)
@@ -243,7 +270,7 @@ pub fn minhash(inp: &DedupInput, cfg: &MinhashConfig, hooks: &dyn Progress) -> R
                 return Err(DedupError::Cancelled);
             }
             let pairs = dir.join(format!("pairs-{b:03}.bin"));
-            let (count, s) = band_pairs(&sig_files, cfg.bands, b, budget, dir, &pairs)?;
+            let (count, s) = band_pairs(sig_files, cfg.bands, b, budget, dir, &pairs)?;
             Ok((pairs, count, s))
         })
         .collect();
@@ -261,6 +288,48 @@ pub fn minhash(inp: &DedupInput, cfg: &MinhashConfig, hooks: &dyn Progress) -> R
     ));
     let roots = cluster(n, &pair_files)?;
     stats.count_roots(&roots);
+    Ok(roots)
+}
+
+/// Checks that `sig_files` hold one record per document of each input
+/// file: a short or long file (a shard's part damaged on disk) would
+/// renumber every document after it.
+fn check_signature_files(inp: &DedupInput, cfg: &MinhashConfig, sig_files: &[(PathBuf, u64)]) -> Result<(), DedupError> {
+    if sig_files.len() != inp.files.len() {
+        return Err(DedupError::Failed(format!(
+            "{} signature files for {} input files",
+            sig_files.len(),
+            inp.files.len()
+        )));
+    }
+    for ((path, first), (f, want_first)) in sig_files.iter().zip(inp.files.iter().zip(inp.offsets())) {
+        let want = f.rows * cfg.bands as u64 * 8;
+        let got = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .len();
+        if got != want || *first != want_first {
+            return Err(DedupError::Failed(format!(
+                "{}: {got} bytes of band keys for the {} documents of {} (want {want}: {} bands of 8 bytes each)",
+                path.display(),
+                f.rows,
+                f.path.display(),
+                cfg.bands
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Stages 1–3 of `minhash` over the whole input: each document's root.
+pub fn minhash(inp: &DedupInput, cfg: &MinhashConfig, hooks: &dyn Progress) -> Result<(Vec<u32>, DedupStats), DedupError> {
+    let mut stats = DedupStats::default();
+    let sig_files = minhash_signature_files(inp, cfg, 0..inp.files.len(), &inp.work_dir, &mut stats, hooks)?;
+    hooks.note(&format!(
+        "signatures: {} documents, {} without words",
+        inp.docs(),
+        stats.no_signature
+    ));
+    let roots = minhash_clusters(inp, cfg, &sig_files, &mut stats, hooks)?;
     Ok((roots, stats))
 }
 

@@ -2,6 +2,12 @@
 //! [`crate::clean::dedup`]; this adapts them to the engine (parameters,
 //! progress, Ctrl-C, the node's log) and runs the last stage, the filter,
 //! which writes kept rows in input order and rejects naming the kept copy.
+//!
+//! `minhash` also runs sharded: shard `i` of `n` writes the band keys of
+//! its slice of the input files into its part (`signatures/`), and the
+//! merge sorts the buckets, clusters and filters with every part's keys in
+//! hand. Documents keep their global numbers, so the result is the one
+//! process's.
 
 use super::{Ctx, EngineProgress, NodeError, Output};
 use crate::clean::dedup::lines::FrequentLines;
@@ -18,6 +24,8 @@ use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -37,7 +45,7 @@ impl Drop for WorkDir {
     }
 }
 
-pub(super) fn run(ctx: &Ctx, p: &DedupParams) -> Result<Output, NodeError> {
+pub(super) fn run(ctx: &Ctx, p: &DedupParams, range: Range<usize>) -> Result<Output, NodeError> {
     let a = ctx
         .inputs
         .get("input")
@@ -62,22 +70,36 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams) -> Result<Output, NodeError> {
         memory_bytes: p.memory_mb.saturating_mul(1 << 20),
         work_dir: work.0.clone(),
     };
-    // Two passes over the input: hashing, then filtering.
-    ctx.bar.set_length(inp.docs() * 2);
+    let cfg = MinhashConfig {
+        n_grams: p.n_grams as usize,
+        bands: p.bands as usize,
+        rows_per_band: p.rows_per_band as usize,
+        hash_seed: p.hash_seed,
+    };
     let hooks = EngineProgress(ctx);
+    if ctx.shard.is_some() {
+        return signatures_part(ctx, &inp, &cfg, range, &a.manifest.schema);
+    }
+    // Two passes over the input: hashing, then filtering; a merge has the
+    // hashes already.
+    ctx.bar.set_length(inp.docs() * if ctx.parts.is_empty() { 2 } else { 1 });
     let sink = TableSink::start(ctx.out, 256 << 20);
     let names: Vec<String> = a.manifest.files.iter().map(|f| f.name.clone()).collect();
     let (stats, filter) = match p.method {
         DedupMethod::Exact | DedupMethod::Minhash => {
             let (roots, stats) = if p.method == DedupMethod::Exact {
                 stages::exact(&inp, &hooks).map_err(failed)?
+            } else if !ctx.parts.is_empty() {
+                let (sigs, mut stats) = part_signatures(ctx, &inp)?;
+                let roots = stages::minhash_clusters(&inp, &cfg, &sigs, &mut stats, &hooks).map_err(|e| match failed(e) {
+                    NodeError::Failed(m) => NodeError::Failed(format!(
+                        "merging the shard parts of `{}`: {m}; run the shard whose part holds it again (--node {} --shard i/N)",
+                        ctx.node.id, ctx.node.id
+                    )),
+                    e => e,
+                })?;
+                (roots, stats)
             } else {
-                let cfg = MinhashConfig {
-                    n_grams: p.n_grams as usize,
-                    bands: p.bands as usize,
-                    rows_per_band: p.rows_per_band as usize,
-                    hash_seed: p.hash_seed,
-                };
                 stages::minhash(&inp, &cfg, &hooks).map_err(failed)?
             };
             let reason = if p.method == DedupMethod::Exact {
@@ -120,6 +142,98 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams) -> Result<Output, NodeError> {
         schema_hint: a.manifest.schema.clone(),
         content_hash: None,
     })
+}
+
+/// A `minhash` shard: the band keys of input files `range`, kept in the
+/// part for the merge. The part has no rows; its `extra.signatures` lists
+/// each key file with the input file and first document it covers.
+fn signatures_part(
+    ctx: &Ctx,
+    inp: &DedupInput,
+    cfg: &MinhashConfig,
+    range: Range<usize>,
+    schema: &[crate::exec::store::Column],
+) -> Result<Output, NodeError> {
+    let dir = ctx.out.join("signatures");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    ctx.bar.set_length(inp.files[range.clone()].iter().map(|f| f.rows).sum());
+    let mut stats = stages::DedupStats::default();
+    let sigs = stages::minhash_signature_files(inp, cfg, range.clone(), &dir, &mut stats, &EngineProgress(ctx)).map_err(failed)?;
+    let list: Vec<serde_json::Value> = range
+        .zip(&sigs)
+        .map(|(fi, (path, first))| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            json!({ "input_file": fi, "path": format!("signatures/{name}"), "first_doc": first, "docs": inp.files[fi].rows })
+        })
+        .collect();
+    let docs: u64 = list.iter().filter_map(|e| e["docs"].as_u64()).sum();
+    ctx.log.line(format!(
+        "signatures of input files {:?}: {docs} documents, {} without words",
+        list.first()
+            .zip(list.last())
+            .map(|(a, b)| (a["input_file"].clone(), b["input_file"].clone())),
+        stats.no_signature
+    ));
+    Ok(Output {
+        table: TableSink::start(ctx.out, 256 << 20).finish()?,
+        stats: json!({ "dedup_signatures": { "docs": docs, "no_signature": stats.no_signature, "bytes": stats.intermediate_bytes } }),
+        extra: json!({ "signatures": list }),
+        schema_hint: schema.to_vec(),
+        content_hash: None,
+    })
+}
+
+/// The band-key files of every input file from the finished parts, in
+/// input order, and the counts the parts made.
+fn part_signatures(ctx: &Ctx, inp: &DedupInput) -> Result<(Vec<(PathBuf, u64)>, stages::DedupStats), NodeError> {
+    let mut by_file: Vec<Option<(PathBuf, u64)>> = vec![None; inp.files.len()];
+    let mut stats = stages::DedupStats::default();
+    for a in ctx.parts {
+        let shard = a.manifest.shard.map_or("?/?".to_string(), |[i, n]| format!("{i}/{n}"));
+        let bad = |what: &str| {
+            NodeError::Failed(format!(
+                "shard part {}: {what}; run that shard again (--node {} --shard {shard})",
+                a.dir.display(),
+                ctx.node.id
+            ))
+        };
+        let list = a.manifest.extra["signatures"]
+            .as_array()
+            .ok_or_else(|| bad("no `signatures` list in its manifest"))?;
+        for e in list {
+            let (Some(fi), Some(path), Some(first)) = (e["input_file"].as_u64(), e["path"].as_str(), e["first_doc"].as_u64()) else {
+                return Err(bad(&format!("a malformed `signatures` entry {e}")));
+            };
+            let slot = by_file
+                .get_mut(fi as usize)
+                .ok_or_else(|| bad(&format!("input file {fi} of {} is out of range", inp.files.len())))?;
+            if slot.is_some() {
+                return Err(bad(&format!("input file {fi} is in two parts")));
+            }
+            *slot = Some((a.dir.join(path), first));
+        }
+        let part = &a.manifest.stats["dedup_signatures"];
+        stats.no_signature += part["no_signature"].as_u64().unwrap_or(0);
+        stats.intermediate_bytes += part["bytes"].as_u64().unwrap_or(0);
+    }
+    let missing: Vec<String> = by_file
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(fi, _)| inp.files[fi].path.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(NodeError::Failed(format!(
+            "no shard part of `{}` holds the signatures of {}; remove {} and run its shards again",
+            ctx.node.id,
+            missing.join(", "),
+            ctx.parts
+                .first()
+                .and_then(|a| a.dir.parent())
+                .map_or(String::new(), |d| d.display().to_string())
+        )));
+    }
+    Ok((by_file.into_iter().flatten().collect(), stats))
 }
 
 /// Counts from the last pass.

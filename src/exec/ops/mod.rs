@@ -70,6 +70,13 @@ pub struct Ctx<'a> {
     pub bar: &'a ProgressBar,
     /// The node's log.
     pub log: &'a NodeLog,
+    /// `Some((i, n))` when this build is shard `i` of `n`, which writes a
+    /// part rather than the artifact.
+    pub shard: Option<(u32, u32)>,
+    /// The finished shard parts this build merges, for ops whose merge is a
+    /// computation over them ([`crate::spec::Op::merge_computes`]); else
+    /// empty.
+    pub parts: &'a [Artifact],
 }
 
 /// The engine's progress bar, Ctrl-C flag and log, as packing, dedup and
@@ -136,7 +143,7 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
     match &node.op {
         Op::Read(p) => read::units(p),
         Op::Sample(p) => Ok(sample::units(p, inputs)),
-        Op::Tokenize(_) | Op::Clean(_) => Ok(input_file_units(inputs)),
+        Op::Tokenize(_) | Op::Clean(_) | Op::Dedup(_) => Ok(input_file_units(inputs)),
         Op::Prompts(_) | Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_) => Ok(vec![Unit {
             label: "all".into(),
             bytes: 0,
@@ -148,7 +155,6 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
         | Op::Pretrain(_)
         | Op::Eval(_)
         | Op::ImportModel(_)
-        | Op::Dedup(_)
         | Op::Ppo(_)
         | Op::EvalChat(_) => Ok(vec![Unit {
             label: "all".into(),
@@ -171,7 +177,7 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Pretrain(p) => model::pretrain(ctx, p),
         Op::Eval(p) => model::eval(ctx, p),
         Op::ImportModel(p) => model::import(ctx, p),
-        Op::Dedup(p) => dedup::run(ctx, p),
+        Op::Dedup(p) => dedup::run(ctx, p, range),
         Op::Prompts(p) => post::prompts(ctx, p),
         Op::Sft(p) => post::sft(ctx, p),
         Op::RewardModel(p) => prefs::reward_model(ctx, p),

@@ -458,8 +458,18 @@ impl Op {
         match self {
             Op::Read(_) | Op::Tokenize(_) | Op::Clean(_) => true,
             Op::Sample(p) => p.fraction.is_some(),
+            // Shards compute the signatures of their slice; the merge
+            // clusters all of them and filters.
+            Op::Dedup(p) => p.method == DedupMethod::Minhash,
             _ => false,
         }
+    }
+
+    /// Whether merging this op's shard parts is a computation over them
+    /// (the op runs again with the parts in hand) rather than joining
+    /// their files.
+    pub fn merge_computes(&self) -> bool {
+        matches!(self, Op::Dedup(_))
     }
 
     /// One line about the op, for the reference.
@@ -483,7 +493,7 @@ impl Op {
             "import_model" => "Imports a Hugging Face GPT-2 directory (safetensors) as a `model`.",
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
             "dedup" => {
-                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it."
+                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it. `minhash` shards: each shard hashes its slice, the merge clusters."
             }
             "prompts" => {
                 "Makes `prompts` (conversations ending with a user turn) from `chat` (minus the last assistant reply, kept as `reference`), `preferences` (the shared prompt) or `documents` (each text one user message)."

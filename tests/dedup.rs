@@ -318,19 +318,38 @@ fn minhash_finds_near_duplicates_and_leaves_unrelated_documents_alone() {
     assert_eq!((&hash_s, &rej_s), (&hash, &rej));
 }
 
-#[test]
-fn minhash_in_three_shards_and_a_merge_equals_a_whole_run() {
-    let Some(data) = common::shared_data() else { return };
-    let corpus = near_duplicate_corpus(&data);
+/// The near-duplicate corpus as text in lines of 12 words (edited copies
+/// share most lines with their bases, which `lines` finds), plus a copy of
+/// every tenth base differing only in case and spacing (which `exact`
+/// finds).
+fn sharding_corpus(data: &Path) -> Vec<(String, String)> {
+    let corpus = near_duplicate_corpus(data);
+    let lines = |t: &str| {
+        let words: Vec<&str> = t.split(' ').collect();
+        words.chunks(12).map(|c| c.join(" ")).collect::<Vec<_>>().join("\n")
+    };
+    let mut docs: Vec<(String, String)> = corpus.docs.iter().map(|(id, t)| (id.clone(), lines(t))).collect();
+    let bases = corpus.docs.len() - corpus.copies.len();
+    for i in (0..bases).step_by(10) {
+        let t = docs[i].1.to_uppercase().replace(' ', "  ");
+        docs.push((format!("same{i}"), t));
+    }
+    docs
+}
+
+/// Runs `dd` (dedup with `method`) whole, then in three shards over an
+/// input of eight files and a merge; a part damaged on disk must stop the
+/// merge naming it, and the mended merge must equal the whole run.
+fn sharded_dedup_equals_whole(docs: &[(String, String)], method: &str) {
     let d = tempfile::tempdir().unwrap();
-    // Eight input files read in eight shards, so that `dd`'s input is
-    // eight files to shard, with copies in other files than their bases.
-    let per = corpus.docs.len().div_ceil(8);
-    for (i, chunk) in corpus.docs.chunks(per).enumerate() {
+    let per = docs.len().div_ceil(8);
+    for (i, chunk) in docs.chunks(per).enumerate() {
         write_jsonl(&d.path().join(format!("docs-{i}.jsonl")), chunk);
     }
-    let yaml = "name: d\nworkdir: runs\nnodes:\n  docs:\n    op: read\n    path: docs-*.jsonl\n  dd:\n    op: dedup\n    input: docs\n    method: minhash\n";
-    let f = pipeline(d.path(), yaml);
+    let yaml = format!(
+        "name: d\nworkdir: runs\nnodes:\n  docs:\n    op: read\n    path: docs-*.jsonl\n  dd:\n    op: dedup\n    input: docs\n    method: {method}\n    max_occurrences: 1\n"
+    );
+    let f = pipeline(d.path(), &yaml);
     let f = f.to_str().unwrap();
     let run = |args: &[&str]| {
         let mut a = vec!["run", f, "--quiet", "--set", "workdir=sharded"];
@@ -340,37 +359,50 @@ fn minhash_in_three_shards_and_a_merge_equals_a_whole_run() {
     kiln_in(d.path(), &["run", f, "--quiet"]).ok();
     let whole = d.path().join("runs");
     let want = manifest(&whole, "dd");
-    assert!(want["stats"]["dedup"]["duplicates"].as_u64().unwrap() > 100, "{}", want["stats"]);
+    eprintln!("{method}: {}", want["stats"]["dedup"]);
+    assert!(want["rejected_rows"].as_u64().unwrap() > 100 || want["stats"]["dedup"]["lines_removed"].as_u64() > Some(10_000));
 
+    // `docs` in eight shards, so that `dd`'s input is eight files, with
+    // copies in other files than their bases.
     run(&["--until", "docs", "--executor", "local", "--set", "executor.tasks=8"]).ok();
     let w = d.path().join("sharded");
     assert_eq!(manifest(&w, "docs")["files"].as_array().unwrap().len(), 8);
     for i in 0..3 {
         run(&["--node", "dd", "--shard", &format!("{i}/3")]).ok();
     }
-    let part = |i: u32| -> std::path::PathBuf {
-        let set = std::fs::read_dir(w.join(".parts/dd")).unwrap().next().unwrap().unwrap().path();
-        set.join(format!("part-{i:05}"))
-    };
-    // A damaged part: the merge names its key file and refuses.
-    let sigs = part(1).join("signatures");
-    let victim = std::fs::read_dir(&sigs).unwrap().next().unwrap().unwrap().path();
+    // A damaged part: the merge names it and refuses.
+    let set = std::fs::read_dir(w.join(".parts/dd")).unwrap().next().unwrap().unwrap().path();
+    let part = set.join("part-00001");
+    let kind = if method == "minhash" { "signatures" } else { "runs" };
+    let victim = std::fs::read_dir(part.join(kind)).unwrap().next().unwrap().unwrap().path();
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() - 8]).unwrap();
     let bad = run(&["--node", "dd", "--merge"]);
     assert_ne!(bad.code, 0);
-    let name = victim.file_name().unwrap().to_str().unwrap();
-    assert!(bad.stderr.contains(name) && bad.stderr.contains("--shard i/N"), "{}", bad.stderr);
+    let named = if method == "minhash" {
+        victim.file_name().unwrap().to_str().unwrap()
+    } else {
+        "part-00001"
+    };
+    assert!(bad.stderr.contains(named) && bad.stderr.contains("--shard"), "{}", bad.stderr);
     assert!(!w.join("dd/manifest.json").exists(), "a failed merge left an artifact");
 
     // Running the shard again mends it; the merge equals the whole run.
     run(&["--node", "dd", "--shard", "1/3"]).ok();
     run(&["--node", "dd", "--merge"]).ok();
     let got = manifest(&w, "dd");
-    assert_eq!(got["content_hash"], want["content_hash"]);
+    assert_eq!(got["content_hash"], want["content_hash"], "{method}");
     assert_eq!(got["parts"], 3);
-    for k in ["docs", "no_signature", "candidate_pairs", "components", "duplicates"] {
-        assert_eq!(got["stats"]["dedup"][k], want["stats"]["dedup"][k], "{k}");
+    for k in [
+        "docs",
+        "no_signature",
+        "candidate_pairs",
+        "components",
+        "duplicates",
+        "frequent_lines",
+        "lines_removed",
+    ] {
+        assert_eq!(got["stats"]["dedup"][k], want["stats"]["dedup"][k], "{method} {k}");
     }
     // The same rejects; only the input file they name differs, since the
     // sharded `docs` is eight files.
@@ -385,4 +417,13 @@ fn minhash_in_three_shards_and_a_merge_equals_a_whole_run() {
         !w.join(".parts/dd").read_dir().is_ok_and(|mut r| r.next().is_some()),
         "parts left behind"
     );
+}
+
+#[test]
+fn every_method_in_three_shards_and_a_merge_equals_a_whole_run() {
+    let Some(data) = common::shared_data() else { return };
+    let docs = sharding_corpus(&data);
+    for method in ["minhash", "exact", "lines"] {
+        sharded_dedup_equals_whole(&docs, method);
+    }
 }

@@ -146,11 +146,11 @@ fn a_failing_unit_stops_the_run_and_names_its_log() {
 fn executor_settings_are_validated() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("a.jsonl"), "{\"text\": \"one\"}\n").unwrap();
-    let body = "nodes:\n  docs:\n    op: read\n    path: a.jsonl\n  dd:\n    op: dedup\n    input: docs\n    method: exact\n";
+    let body = "nodes:\n  docs:\n    op: read\n    path: a.jsonl\n  dd:\n    op: dedup\n    input: docs\n    method: exact\n  out:\n    op: write\n    input: dd\n    path: out.jsonl\n";
     for (exec, want) in [
         ("executor: kubernetes\n", "unknown variant `kubernetes`"),
         ("executor: {kind: slurm, cpus: 4}\n", "unknown field `cpus`"),
-        ("executor: {kind: slurm, tasks: {dd: 4}}\n", "node `dd` cannot be sharded"),
+        ("executor: {kind: slurm, tasks: {out: 4}}\n", "node `out` cannot be sharded"),
         ("executor: {kind: slurm, tasks: {nope: 4}}\n", "no node `nope`"),
         ("executor: {kind: slurm, tasks: 5000}\n", "must be 1 to max_array_size (1000)"),
         ("executor: {kind: local, workers: 0}\n", "must be at least 1"),

@@ -9,7 +9,8 @@
 //!
 //! `minhash` runs as separate stages over on-disk intermediates, following
 //! datatrove's `pipeline/dedup/minhash.py` (signature → buckets → cluster →
-//! filter), so each could run as its own shard:
+//! filter); the engine runs stage 1 in shards and the rest in the merge
+//! (`exec/ops/dedup_shards.rs`):
 //! 1. [`stages::minhash_signatures`]: per input file, the band keys of each
 //!    document (one file each);
 //! 2. [`stages::band_pairs`]: per band, `(key, doc)` records through an
@@ -17,6 +18,9 @@
 //! 3. [`stages::cluster`]: union-find over all pair files → each document's
 //!    root (the earliest member of its component);
 //! 4. the filter, per input file, in `exec` (it writes the artifact).
+//!
+//! `exact` and `lines` shard the same way: each shard sorts its records
+//! into runs ([`stages::sorted_runs`]) and the merge merges them.
 //!
 //! Memory: the sort buffers take `memory_bytes` less a reserve (a quarter,
 //! at most 64 MiB) for the batch in flight; `minhash` splits that between

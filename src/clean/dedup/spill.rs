@@ -4,7 +4,7 @@
 //! record once (plus one extra run during an intermediate merge).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -91,6 +91,8 @@ pub struct Sorter<R: Record> {
     next_run: usize,
     disk_bytes: u64,
     peak_disk_bytes: u64,
+    /// Runs written by someone else (a shard's part): read, never deleted.
+    borrowed: HashSet<PathBuf>,
 }
 
 /// What a sort cost.
@@ -123,7 +125,43 @@ impl<R: Record> Sorter<R> {
             next_run: 0,
             disk_bytes: 0,
             peak_disk_bytes: 0,
+            borrowed: HashSet::new(),
         }
+    }
+
+    /// A sorter that starts from sorted `runs` written elsewhere (by
+    /// [`Sorter::finish_runs`] in another process): it merges them with
+    /// whatever is pushed, and leaves them on disk.
+    pub fn with_runs(dir: &Path, name: &str, budget_bytes: usize, runs: Vec<PathBuf>) -> Result<Self, String> {
+        let mut s = Sorter::new(dir, name, budget_bytes);
+        for p in &runs {
+            let len = std::fs::metadata(p).map_err(|e| io_err("cannot read sorted run", p, e))?.len();
+            if len % R::SIZE as u64 != 0 {
+                return Err(format!(
+                    "{}: {len} bytes is not a whole number of {}-byte records",
+                    p.display(),
+                    R::SIZE
+                ));
+            }
+            s.add_disk(len);
+        }
+        s.borrowed = runs.iter().cloned().collect();
+        s.runs = runs;
+        Ok(s)
+    }
+
+    /// Sorts what is buffered into a last run and hands over every run,
+    /// for a later [`Sorter::with_runs`]; the files are the caller's now.
+    pub fn finish_runs(mut self) -> Result<(Vec<PathBuf>, SortStats), String> {
+        if !self.buf.is_empty() {
+            self.spill()?;
+        }
+        let stats = SortStats {
+            records: self.disk_bytes / R::SIZE as u64,
+            runs: self.runs.len() as u64,
+            peak_spill_bytes: self.peak_disk_bytes,
+        };
+        Ok((std::mem::take(&mut self.runs), stats))
     }
 
     /// Adds one record.
@@ -193,12 +231,12 @@ impl<R: Record> Sorter<R> {
             let mut w = BufWriter::with_capacity(1 << 20, f);
             let mut rec = vec![0u8; R::SIZE];
             self.add_disk(bytes);
-            for r in Merge::<R>::open(&group)? {
+            for r in Merge::<R>::open(&group, &self.borrowed)? {
                 r?.encode(&mut rec);
                 w.write_all(&rec).map_err(|e| io_err("cannot write spill run", &path, e))?;
             }
             w.flush().map_err(|e| io_err("cannot write spill run", &path, e))?;
-            for p in &group {
+            for p in group.iter().filter(|p| !self.borrowed.contains(*p)) {
                 let _ = std::fs::remove_file(p);
             }
             self.disk_bytes -= bytes;
@@ -207,13 +245,13 @@ impl<R: Record> Sorter<R> {
         stats.records = self.disk_bytes / R::SIZE as u64;
         stats.peak_spill_bytes = self.peak_disk_bytes;
         let runs = std::mem::take(&mut self.runs);
-        Ok((Merged::Disk(Merge::open(&runs)?), stats))
+        Ok((Merged::Disk(Merge::open(&runs, &self.borrowed)?), stats))
     }
 }
 
 impl<R: Record> Drop for Sorter<R> {
     fn drop(&mut self) {
-        for p in &self.runs {
+        for p in self.runs.iter().filter(|p| !self.borrowed.contains(*p)) {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -223,7 +261,7 @@ impl<R: Record> Drop for Sorter<R> {
 pub enum Merged<R: Record> {
     /// Everything fit in the budget.
     Memory(std::vec::IntoIter<R>),
-    /// A k-way merge of runs on disk (deleted when dropped).
+    /// A k-way merge of runs on disk (its own deleted when dropped).
     Disk(Merge<R>),
 }
 
@@ -240,6 +278,8 @@ impl<R: Record> Iterator for Merged<R> {
 struct RunReader {
     path: PathBuf,
     r: BufReader<File>,
+    /// Deleted when the merge is dropped (not a borrowed run).
+    owned: bool,
 }
 
 /// A k-way merge of sorted runs with a binary heap. Ties break by run
@@ -252,7 +292,7 @@ pub struct Merge<R: Record> {
 }
 
 impl<R: Record> Merge<R> {
-    fn open(paths: &[PathBuf]) -> Result<Self, String> {
+    fn open(paths: &[PathBuf], borrowed: &HashSet<PathBuf>) -> Result<Self, String> {
         let mut m = Merge {
             readers: Vec::with_capacity(paths.len()),
             heap: BinaryHeap::with_capacity(paths.len()),
@@ -264,6 +304,7 @@ impl<R: Record> Merge<R> {
             m.readers.push(RunReader {
                 path: p.clone(),
                 r: BufReader::with_capacity(READ_BUF, f),
+                owned: !borrowed.contains(p),
             });
             if let Some(r) = m.read(i)? {
                 m.heap.push(Reverse((r, i)));
@@ -303,7 +344,7 @@ impl<R: Record> Iterator for Merge<R> {
 
 impl<R: Record> Drop for Merge<R> {
     fn drop(&mut self) {
-        for r in &self.readers {
+        for r in self.readers.iter().filter(|r| r.owned) {
             let _ = std::fs::remove_file(&r.path);
         }
     }
@@ -345,6 +386,42 @@ mod tests {
             0,
             "runs are deleted after the merge"
         );
+    }
+
+    #[test]
+    fn runs_handed_over_merge_in_another_sorter_and_survive_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let input = records(20_000);
+        // Two "shards", each sorting half into runs of its own.
+        let mut runs = Vec::new();
+        for (i, half) in input.chunks(10_000).enumerate() {
+            let mut s = Sorter::new(&a, &format!("part{i}"), 64 << 10);
+            for r in half {
+                s.push(*r).unwrap();
+            }
+            let (r, st) = s.finish_runs().unwrap();
+            assert_eq!(st.records, 10_000);
+            runs.extend(r);
+        }
+        let kept: Vec<PathBuf> = runs.clone();
+        // A fan-in of 2 over 4 runs makes the merging sorter write runs of its own.
+        let s = Sorter::<KeyDoc>::with_runs(&b, "merge", 16 << 10, runs).unwrap();
+        let (merged, stats) = s.finish().unwrap();
+        let got: Vec<KeyDoc> = merged.map(Result::unwrap).collect();
+        let mut want = input.clone();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(stats.records, 20_000);
+        assert!(kept.iter().all(|p| p.exists()), "borrowed runs were deleted");
+        assert_eq!(std::fs::read_dir(&b).unwrap().count(), 0, "own runs are deleted");
+        // A damaged run is refused up front.
+        let cut = std::fs::read(&kept[0]).unwrap();
+        std::fs::write(&kept[0], &cut[..cut.len() - 1]).unwrap();
+        let err = Sorter::<KeyDoc>::with_runs(&b, "merge", 16 << 10, kept.clone()).err().unwrap();
+        assert!(err.contains("not a whole number"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::components::{PairWriter, UnionFind, union_pairs_file};
 use super::lines::{FrequentLines, line_hashes};
 use super::minhash::{MinHasher, NO_SIGNATURE};
-use super::spill::{KeyDoc, SortStats, Sorter, WideKeyDoc};
+use super::spill::{KeyDoc, Merged, Record, SortStats, Sorter, WideKeyDoc};
 use super::{DedupError, DedupInput, MinhashConfig, Simplify, TextColumn};
 use crate::io::table::parquet_batches;
 use crate::progress::Progress;
@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Counts a dedup run reports (the manifest's `stats`).
@@ -229,7 +230,7 @@ pub fn signature_path(dir: &Path, fi: usize) -> PathBuf {
 pub fn minhash_signature_files(
     inp: &DedupInput,
     cfg: &MinhashConfig,
-    files: std::ops::Range<usize>,
+    files: Range<usize>,
     dir: &Path,
     stats: &mut DedupStats,
     hooks: &dyn Progress,
@@ -342,16 +343,19 @@ pub fn exact_key(text: &str, simplify: &Simplify, scratch: &mut String) -> u128 
     u128::from_le_bytes(k)
 }
 
-/// Computes one value per row of each batch on rayon and hands them, in
-/// order with their global document index, to `sink`.
+/// Computes one value per row of each batch of input files `files` on
+/// rayon and hands them, in order with their global document index, to
+/// `sink`.
 fn per_doc<T: Send>(
     inp: &DedupInput,
+    files: Range<usize>,
     hooks: &dyn Progress,
     f: impl Fn(&str, &mut String) -> T + Sync,
     mut sink: impl FnMut(u32, T) -> Result<(), DedupError>,
 ) -> Result<(), DedupError> {
-    for (fi, off) in inp.offsets().into_iter().enumerate() {
-        let mut doc = off as u32;
+    let offsets = inp.offsets();
+    for fi in files {
+        let mut doc = offsets[fi] as u32;
         for_each_batch(inp, fi, hooks, |batch, col| {
             let vals: Vec<T> = (0..batch.num_rows())
                 .into_par_iter()
@@ -367,28 +371,126 @@ fn per_doc<T: Send>(
     Ok(())
 }
 
+/// What `exact` and `lines` sort: the record type, how documents make
+/// records, and the share of the memory budget the sort gets.
+pub trait SortedKeys {
+    /// The record sorted.
+    type Rec: Record;
+    /// Names the sort's runs.
+    const NAME: &'static str;
+    /// Pushes the records of input files `files` into `sorter`.
+    fn push(&self, inp: &DedupInput, files: Range<usize>, sorter: &mut Sorter<Self::Rec>, hooks: &dyn Progress) -> Result<(), DedupError>;
+    /// The sort's share of `memory` bytes.
+    fn budget(&self, memory: u64) -> usize;
+}
+
+/// `exact`'s records: the 128-bit key of each document's normalised text.
+pub struct ExactKeys;
+
+impl SortedKeys for ExactKeys {
+    type Rec = WideKeyDoc;
+    const NAME: &'static str = "exact";
+    fn push(&self, inp: &DedupInput, files: Range<usize>, sorter: &mut Sorter<WideKeyDoc>, hooks: &dyn Progress) -> Result<(), DedupError> {
+        per_doc(
+            inp,
+            files,
+            hooks,
+            |t, s| exact_key(t, &inp.simplify, s),
+            |doc, key| Ok(sorter.push(WideKeyDoc { key, doc })?),
+        )
+    }
+    fn budget(&self, memory: u64) -> usize {
+        sort_budget(memory) as usize
+    }
+}
+
+/// `lines`' records: one per normalised line of each document.
+pub struct LineKeys;
+
+impl SortedKeys for LineKeys {
+    type Rec = KeyDoc;
+    const NAME: &'static str = "lines";
+    fn push(&self, inp: &DedupInput, files: Range<usize>, sorter: &mut Sorter<KeyDoc>, hooks: &dyn Progress) -> Result<(), DedupError> {
+        let simplify = inp.simplify;
+        per_doc(
+            inp,
+            files,
+            hooks,
+            |t, s| {
+                let mut h = Vec::new();
+                line_hashes(t, &simplify, s, &mut h);
+                h
+            },
+            |doc, hashes| {
+                for key in hashes {
+                    sorter.push(KeyDoc { key, doc })?;
+                }
+                Ok(())
+            },
+        )
+    }
+    fn budget(&self, memory: u64) -> usize {
+        // The frequent set stays in memory (8 bytes a line) while the sort
+        // runs, so the sort takes half the budget.
+        (sort_budget(memory) / 2) as usize
+    }
+}
+
+/// Sorts the records of every document: in one pass over the input, or,
+/// with `runs` from the shards ([`sorted_runs`]), by merging theirs.
+fn sort_keys<K: SortedKeys>(
+    keys: &K,
+    inp: &DedupInput,
+    runs: Option<Vec<PathBuf>>,
+    stats: &mut DedupStats,
+    hooks: &dyn Progress,
+) -> Result<Merged<K::Rec>, DedupError> {
+    let budget = keys.budget(inp.memory_bytes);
+    let sorter = match runs {
+        Some(r) => Sorter::with_runs(&inp.work_dir, K::NAME, budget, r)?,
+        None => {
+            let mut s = Sorter::new(&inp.work_dir, K::NAME, budget);
+            keys.push(inp, 0..inp.files.len(), &mut s, hooks)?;
+            s
+        }
+    };
+    let (merged, s) = sorter.finish()?;
+    stats.add_sort(&s);
+    Ok(merged)
+}
+
+/// A shard of `exact` or `lines`: the records of input files `files`
+/// sorted into runs in `dir`, which outlive this call (the shard's part).
+pub fn sorted_runs<K: SortedKeys>(
+    keys: &K,
+    inp: &DedupInput,
+    files: Range<usize>,
+    dir: &Path,
+    hooks: &dyn Progress,
+) -> Result<(Vec<PathBuf>, SortStats), DedupError> {
+    check_count(inp)?;
+    let mut s = Sorter::new(dir, K::NAME, keys.budget(inp.memory_bytes));
+    keys.push(inp, files, &mut s, hooks)?;
+    Ok(s.finish_runs()?)
+}
+
 /// `exact`: documents whose normalised texts hash alike, through an
 /// external sort of `(key, doc)`; each document's root is the first
-/// document with its key.
-pub fn exact(inp: &DedupInput, hooks: &dyn Progress) -> Result<(Vec<u32>, DedupStats), DedupError> {
+/// document with its key. `runs`: the shards' sorted records, if sharded.
+pub fn exact(inp: &DedupInput, runs: Option<Vec<PathBuf>>, hooks: &dyn Progress) -> Result<(Vec<u32>, DedupStats), DedupError> {
     let n = check_count(inp)?;
-    let mut sorter = Sorter::<WideKeyDoc>::new(&inp.work_dir, "exact", sort_budget(inp.memory_bytes) as usize);
-    per_doc(
-        inp,
-        hooks,
-        |t, s| exact_key(t, &inp.simplify, s),
-        |doc, key| Ok(sorter.push(WideKeyDoc { key, doc })?),
-    )?;
-    let (merged, s) = sorter.finish()?;
-    let mut roots: Vec<u32> = (0..n).collect();
     let mut stats = DedupStats {
         docs: n as u64,
         ..Default::default()
     };
-    stats.add_sort(&s);
+    let merged = sort_keys(&ExactKeys, inp, runs, &mut stats, hooks)?;
+    let mut roots: Vec<u32> = (0..n).collect();
     let mut group: Option<WideKeyDoc> = None;
     for r in merged {
         let r = r?;
+        if r.doc >= n {
+            return Err(DedupError::Failed(format!("a sorted record names document {} of {n}", r.doc)));
+        }
         match group {
             Some(g) if g.key == r.key => {
                 roots[r.doc as usize] = g.doc;
@@ -403,34 +505,19 @@ pub fn exact(inp: &DedupInput, hooks: &dyn Progress) -> Result<(Vec<u32>, DedupS
 
 /// `lines`, first pass: the normalised lines found in more than
 /// `max_occurrences` distinct documents, through an external sort of
-/// `(line hash, doc)`.
-pub fn frequent_lines(inp: &DedupInput, max_occurrences: u64, hooks: &dyn Progress) -> Result<(FrequentLines, DedupStats), DedupError> {
+/// `(line hash, doc)`. `runs`: the shards' sorted records, if sharded.
+pub fn frequent_lines(
+    inp: &DedupInput,
+    max_occurrences: u64,
+    runs: Option<Vec<PathBuf>>,
+    hooks: &dyn Progress,
+) -> Result<(FrequentLines, DedupStats), DedupError> {
     let n = check_count(inp)?;
-    let simplify = inp.simplify;
-    // The frequent set stays in memory (8 bytes a line) while the sort
-    // runs, so the sort takes half the budget.
-    let mut sorter = Sorter::<KeyDoc>::new(&inp.work_dir, "lines", (sort_budget(inp.memory_bytes) / 2) as usize);
-    per_doc(
-        inp,
-        hooks,
-        |t, s| {
-            let mut h = Vec::new();
-            line_hashes(t, &simplify, s, &mut h);
-            h
-        },
-        |doc, hashes| {
-            for key in hashes {
-                sorter.push(KeyDoc { key, doc })?;
-            }
-            Ok(())
-        },
-    )?;
-    let (merged, s) = sorter.finish()?;
     let mut stats = DedupStats {
         docs: n as u64,
         ..Default::default()
     };
-    stats.add_sort(&s);
+    let merged = sort_keys(&LineKeys, inp, runs, &mut stats, hooks)?;
     let mut frequent = Vec::new();
     let mut cur: Option<(u64, u64)> = None;
     for r in merged {

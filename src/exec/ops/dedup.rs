@@ -3,12 +3,12 @@
 //! progress, Ctrl-C, the node's log) and runs the last stage, the filter,
 //! which writes kept rows in input order and rejects naming the kept copy.
 //!
-//! `minhash` also runs sharded: shard `i` of `n` writes the band keys of
-//! its slice of the input files into its part (`signatures/`), and the
-//! merge sorts the buckets, clusters and filters with every part's keys in
-//! hand. Documents keep their global numbers, so the result is the one
-//! process's.
+//! Every method also runs sharded ([`shards`]): a shard hashes its slice of
+//! the input files into its part, and the merge finishes the method with
+//! every part in hand. Documents keep their global numbers, so the result
+//! is the one process's.
 
+use super::dedup_shards as shards;
 use super::{Ctx, EngineProgress, NodeError, Output};
 use crate::clean::dedup::lines::FrequentLines;
 use crate::clean::dedup::stages;
@@ -25,11 +25,10 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-fn failed(e: DedupError) -> NodeError {
+pub(super) fn failed(e: DedupError) -> NodeError {
     match e {
         DedupError::Cancelled => NodeError::Cancelled,
         DedupError::Failed(m) => NodeError::Failed(m),
@@ -77,8 +76,13 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams, range: Range<usize>) -> Result<Out
         hash_seed: p.hash_seed,
     };
     let hooks = EngineProgress(ctx);
+    let schema = &a.manifest.schema;
     if ctx.shard.is_some() {
-        return signatures_part(ctx, &inp, &cfg, range, &a.manifest.schema);
+        return match p.method {
+            DedupMethod::Minhash => shards::signatures_part(ctx, &inp, &cfg, range, schema),
+            DedupMethod::Exact => shards::runs_part(ctx, &inp, &stages::ExactKeys, range, schema),
+            DedupMethod::Lines => shards::runs_part(ctx, &inp, &stages::LineKeys, range, schema),
+        };
     }
     // Two passes over the input: hashing, then filtering; a merge has the
     // hashes already.
@@ -88,16 +92,11 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams, range: Range<usize>) -> Result<Out
     let (stats, filter) = match p.method {
         DedupMethod::Exact | DedupMethod::Minhash => {
             let (roots, stats) = if p.method == DedupMethod::Exact {
-                stages::exact(&inp, &hooks).map_err(failed)?
+                let runs = shards::part_runs::<stages::ExactKeys>(ctx, &inp)?;
+                stages::exact(&inp, runs, &hooks).map_err(|e| shards::in_merge(ctx, e))?
             } else if !ctx.parts.is_empty() {
-                let (sigs, mut stats) = part_signatures(ctx, &inp)?;
-                let roots = stages::minhash_clusters(&inp, &cfg, &sigs, &mut stats, &hooks).map_err(|e| match failed(e) {
-                    NodeError::Failed(m) => NodeError::Failed(format!(
-                        "merging the shard parts of `{}`: {m}; run the shard whose part holds it again (--node {} --shard i/N)",
-                        ctx.node.id, ctx.node.id
-                    )),
-                    e => e,
-                })?;
+                let (sigs, mut stats) = shards::part_signatures(ctx, &inp)?;
+                let roots = stages::minhash_clusters(&inp, &cfg, &sigs, &mut stats, &hooks).map_err(|e| shards::in_merge(ctx, e))?;
                 (roots, stats)
             } else {
                 stages::minhash(&inp, &cfg, &hooks).map_err(failed)?
@@ -111,7 +110,8 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams, range: Range<usize>) -> Result<Out
             (stats, f)
         }
         DedupMethod::Lines => {
-            let (frequent, stats) = stages::frequent_lines(&inp, p.max_occurrences, &hooks).map_err(failed)?;
+            let runs = shards::part_runs::<stages::LineKeys>(ctx, &inp)?;
+            let (frequent, stats) = stages::frequent_lines(&inp, p.max_occurrences, runs, &hooks).map_err(|e| shards::in_merge(ctx, e))?;
             ctx.log.line(format!(
                 "lines: {} distinct lines in over {} documents",
                 frequent.len(),
@@ -142,98 +142,6 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams, range: Range<usize>) -> Result<Out
         schema_hint: a.manifest.schema.clone(),
         content_hash: None,
     })
-}
-
-/// A `minhash` shard: the band keys of input files `range`, kept in the
-/// part for the merge. The part has no rows; its `extra.signatures` lists
-/// each key file with the input file and first document it covers.
-fn signatures_part(
-    ctx: &Ctx,
-    inp: &DedupInput,
-    cfg: &MinhashConfig,
-    range: Range<usize>,
-    schema: &[crate::exec::store::Column],
-) -> Result<Output, NodeError> {
-    let dir = ctx.out.join("signatures");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    ctx.bar.set_length(inp.files[range.clone()].iter().map(|f| f.rows).sum());
-    let mut stats = stages::DedupStats::default();
-    let sigs = stages::minhash_signature_files(inp, cfg, range.clone(), &dir, &mut stats, &EngineProgress(ctx)).map_err(failed)?;
-    let list: Vec<serde_json::Value> = range
-        .zip(&sigs)
-        .map(|(fi, (path, first))| {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            json!({ "input_file": fi, "path": format!("signatures/{name}"), "first_doc": first, "docs": inp.files[fi].rows })
-        })
-        .collect();
-    let docs: u64 = list.iter().filter_map(|e| e["docs"].as_u64()).sum();
-    ctx.log.line(format!(
-        "signatures of input files {:?}: {docs} documents, {} without words",
-        list.first()
-            .zip(list.last())
-            .map(|(a, b)| (a["input_file"].clone(), b["input_file"].clone())),
-        stats.no_signature
-    ));
-    Ok(Output {
-        table: TableSink::start(ctx.out, 256 << 20).finish()?,
-        stats: json!({ "dedup_signatures": { "docs": docs, "no_signature": stats.no_signature, "bytes": stats.intermediate_bytes } }),
-        extra: json!({ "signatures": list }),
-        schema_hint: schema.to_vec(),
-        content_hash: None,
-    })
-}
-
-/// The band-key files of every input file from the finished parts, in
-/// input order, and the counts the parts made.
-fn part_signatures(ctx: &Ctx, inp: &DedupInput) -> Result<(Vec<(PathBuf, u64)>, stages::DedupStats), NodeError> {
-    let mut by_file: Vec<Option<(PathBuf, u64)>> = vec![None; inp.files.len()];
-    let mut stats = stages::DedupStats::default();
-    for a in ctx.parts {
-        let shard = a.manifest.shard.map_or("?/?".to_string(), |[i, n]| format!("{i}/{n}"));
-        let bad = |what: &str| {
-            NodeError::Failed(format!(
-                "shard part {}: {what}; run that shard again (--node {} --shard {shard})",
-                a.dir.display(),
-                ctx.node.id
-            ))
-        };
-        let list = a.manifest.extra["signatures"]
-            .as_array()
-            .ok_or_else(|| bad("no `signatures` list in its manifest"))?;
-        for e in list {
-            let (Some(fi), Some(path), Some(first)) = (e["input_file"].as_u64(), e["path"].as_str(), e["first_doc"].as_u64()) else {
-                return Err(bad(&format!("a malformed `signatures` entry {e}")));
-            };
-            let slot = by_file
-                .get_mut(fi as usize)
-                .ok_or_else(|| bad(&format!("input file {fi} of {} is out of range", inp.files.len())))?;
-            if slot.is_some() {
-                return Err(bad(&format!("input file {fi} is in two parts")));
-            }
-            *slot = Some((a.dir.join(path), first));
-        }
-        let part = &a.manifest.stats["dedup_signatures"];
-        stats.no_signature += part["no_signature"].as_u64().unwrap_or(0);
-        stats.intermediate_bytes += part["bytes"].as_u64().unwrap_or(0);
-    }
-    let missing: Vec<String> = by_file
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_none())
-        .map(|(fi, _)| inp.files[fi].path.display().to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(NodeError::Failed(format!(
-            "no shard part of `{}` holds the signatures of {}; remove {} and run its shards again",
-            ctx.node.id,
-            missing.join(", "),
-            ctx.parts
-                .first()
-                .and_then(|a| a.dir.parent())
-                .map_or(String::new(), |d| d.display().to_string())
-        )));
-    }
-    Ok((by_file.into_iter().flatten().collect(), stats))
 }
 
 /// Counts from the last pass.

@@ -3,6 +3,7 @@
 
 mod clean;
 mod dedup;
+mod dedup_shards;
 mod gpu;
 mod model;
 mod pack;

@@ -458,9 +458,8 @@ impl Op {
         match self {
             Op::Read(_) | Op::Tokenize(_) | Op::Clean(_) => true,
             Op::Sample(p) => p.fraction.is_some(),
-            // Shards compute the signatures of their slice; the merge
-            // clusters all of them and filters.
-            Op::Dedup(p) => p.method == DedupMethod::Minhash,
+            // Shards hash their slice; the merge finishes with all of them.
+            Op::Dedup(_) => true,
             _ => false,
         }
     }
@@ -493,7 +492,7 @@ impl Op {
             "import_model" => "Imports a Hugging Face GPT-2 directory (safetensors) as a `model`.",
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
             "dedup" => {
-                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it. `minhash` shards: each shard hashes its slice, the merge clusters."
+                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it. Shards hash their slice of the input; the merge clusters (`minhash`) or merges sorted runs (`exact`, `lines`), then filters."
             }
             "prompts" => {
                 "Makes `prompts` (conversations ending with a user turn) from `chat` (minus the last assistant reply, kept as `reference`), `preferences` (the shared prompt) or `documents` (each text one user message)."

@@ -456,10 +456,9 @@ impl Op {
     /// Whether `--shard i/N` can split this op's work.
     pub fn shardable(&self) -> bool {
         match self {
-            Op::Read(_) | Op::Tokenize(_) | Op::Clean(_) => true,
+            // A dedup shard hashes its slice; its merge finishes with all of them.
+            Op::Read(_) | Op::Tokenize(_) | Op::Clean(_) | Op::Dedup(_) => true,
             Op::Sample(p) => p.fraction.is_some(),
-            // Shards hash their slice; the merge finishes with all of them.
-            Op::Dedup(_) => true,
             _ => false,
         }
     }

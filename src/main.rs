@@ -63,6 +63,10 @@ enum Cmd {
         /// Merge the finished shard parts of --node.
         #[arg(long, requires = "node", conflicts_with = "shard")]
         merge: bool,
+        /// Between the two shard rounds of a `dedup` --node: cluster its
+        /// finished first-round parts, so that further --shard runs filter.
+        #[arg(long, requires = "node", conflicts_with_all = ["shard", "merge"])]
+        cluster: bool,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -479,6 +483,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
             node,
             shard,
             merge,
+            cluster,
             threads,
             executor,
             workers,
@@ -532,6 +537,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 node: node.clone(),
                 shard,
                 merge,
+                cluster,
                 executor: exec,
                 wait,
                 file: file.clone(),

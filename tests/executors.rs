@@ -77,7 +77,17 @@ fn local_workers_in_four_shards_equal_the_single_process_run() {
     let out = r.run("local", &["--executor", "local", "--workers", "2", "--set", "executor.tasks=4"]);
     out.ok();
     r.assert_same("local");
-    for unit in ["raw-0", "raw-3", "clean-2", "raw-merge", "dedup-1", "dedup-merge", "final-merge"] {
+    for unit in [
+        "raw-0",
+        "raw-3",
+        "clean-2",
+        "raw-merge",
+        "dedup-1",
+        "dedup-cluster",
+        "dedup-r2-2",
+        "dedup-merge",
+        "final-merge",
+    ] {
         assert!(r.dir.path().join(format!("local/.local/{unit}.log")).exists(), "no log for {unit}");
     }
     assert!(out.stderr.contains("✓ clean shard 3"), "{}", out.stderr);
@@ -114,6 +124,30 @@ fn local_workers_resume_a_node_with_only_its_missing_shards() {
     let w = r.dir.path().join("resume");
     assert_eq!(hashes(&w), r.want);
     assert_eq!(manifest(&w, "raw")["parts"], 4);
+}
+
+#[test]
+fn a_clustered_dedup_resumes_with_only_its_missing_round_2_shards() {
+    let Some(data) = shared_data() else { return };
+    let r = recipe(&data);
+    // An earlier run got `dedup` through its first round and clustering,
+    // and filtered round-2 shard 1 of 4, then stopped.
+    r.run("resume2", &["--quiet", "--until", "clean"]).ok();
+    for s in ["0/4", "1/4", "2/4", "3/4"] {
+        r.run("resume2", &["--quiet", "--node", "dedup", "--shard", s]).ok();
+    }
+    r.run("resume2", &["--quiet", "--node", "dedup", "--cluster"]).ok();
+    r.run("resume2", &["--quiet", "--node", "dedup", "--shard", "1/4"]).ok();
+    let out = r.run("resume2", &["--executor", "local", "--workers", "2"]);
+    out.ok();
+    let logs = r.dir.path().join("resume2/.local");
+    for unit in ["dedup-r2-0", "dedup-r2-2", "dedup-r2-3", "dedup-merge"] {
+        assert!(logs.join(format!("{unit}.log")).exists(), "{unit} did not run");
+    }
+    for unit in ["dedup-0", "dedup-cluster", "dedup-r2-1"] {
+        assert!(!logs.join(format!("{unit}.log")).exists(), "{unit} ran again");
+    }
+    assert_eq!(hashes(&r.dir.path().join("resume2")), r.want);
 }
 
 #[test]
@@ -245,6 +279,8 @@ fn slurm_job_arrays_in_four_shards_equal_the_single_process_run() {
             "clean shards 0-3 of 4",
             "clean merge of 4",
             "dedup shards 0-3 of 4",
+            "dedup cluster of 4",
+            "dedup round-2 shards 0-3 of 4",
             "dedup merge of 4",
             "final shards 0-3 of 4",
             "final merge of 4"

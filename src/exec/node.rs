@@ -2,7 +2,7 @@
 //! all parts. Every path writes into scratch and commits atomically.
 
 use super::log::NodeLog;
-use super::ops::{self, Ctx, NodeError, Output};
+use super::ops::{self, Ctx, NodeError, Output, Stage};
 use super::plan::Planned;
 use super::report::Reporter;
 use super::store::{self, Artifact, FORMAT_VERSION, Manifest};
@@ -17,6 +17,29 @@ use std::time::Instant;
 /// Where shard `i` of `n` of a node with fingerprint `fp` is kept.
 pub fn part_dir(workdir: &Path, id: &str, fp: &str, i: u32, n: u32) -> PathBuf {
     parts_root(workdir, id, fp, n).join(format!("part-{i:05}"))
+}
+
+/// Where the computation between the rounds of a two-round node
+/// ([`crate::spec::Op::merge_computes`]) is kept, for the set of `n`.
+pub fn cluster_dir(workdir: &Path, id: &str, fp: &str, n: u32) -> PathBuf {
+    parts_root(workdir, id, fp, n).join("clusters")
+}
+
+/// Where second-round shard `i` of `n` of a two-round node is kept.
+pub fn second_part_dir(workdir: &Path, id: &str, fp: &str, i: u32, n: u32) -> PathBuf {
+    parts_root(workdir, id, fp, n).join("second").join(format!("part-{i:05}"))
+}
+
+/// The finished second-round parts of the set of `n`.
+pub fn done_second_parts(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<u32> {
+    (0..n)
+        .filter(|&i| store::load(&second_part_dir(workdir, id, fp, i, n)).is_some())
+        .collect()
+}
+
+/// The committed clusters of the set of `n`, if the first round is through.
+pub fn clusters(workdir: &Path, id: &str, fp: &str, n: u32) -> Option<Artifact> {
+    store::load(&cluster_dir(workdir, id, fp, n)).filter(|a| a.manifest.fingerprint == fp)
 }
 
 fn parts_root(workdir: &Path, id: &str, fp: &str, n: u32) -> PathBuf {
@@ -69,7 +92,8 @@ pub fn shard_range(units: usize, i: u32, n: u32) -> std::ops::Range<usize> {
     (units * i / n)..(units * (i + 1) / n)
 }
 
-/// Runs the node (or shard `i/n` of it) and commits the result.
+/// Runs the node (or shard `i/n` of it) and commits the result. A shard of
+/// a two-round node whose clusters are committed is a second-round shard.
 pub fn build(
     p: &Pipeline,
     pl: &Planned,
@@ -78,25 +102,36 @@ pub fn build(
     cancel: &AtomicBool,
     shard: Option<(u32, u32)>,
 ) -> Result<Manifest, NodeError> {
-    build_from(p, pl, node, rep, cancel, shard, &[])
+    match shard {
+        None => build_stage(p, pl, node, rep, cancel, Stage::Whole),
+        Some((i, n)) => match node
+            .op
+            .merge_computes()
+            .then(|| clusters(&p.workdir, &node.id, &pl.fingerprint, n))
+            .flatten()
+        {
+            Some(c) => build_stage(p, pl, node, rep, cancel, Stage::Second(i, n, &c)),
+            None => build_stage(p, pl, node, rep, cancel, Stage::Shard(i, n)),
+        },
+    }
 }
 
-/// [`build`], merging `parts` (all of them) when the op's merge computes.
-fn build_from(
+/// Builds one stage of the node and commits it where that stage's result
+/// is kept.
+fn build_stage(
     p: &Pipeline,
     pl: &Planned,
     node: &NodeSpec,
     rep: &Reporter,
     cancel: &AtomicBool,
-    shard: Option<(u32, u32)>,
-    parts: &[Artifact],
+    stage: Stage,
 ) -> Result<Manifest, NodeError> {
     let start = Instant::now();
     let inputs = load_inputs(pl, &p.workdir)?;
     let units = ops::units(p, node, &inputs)?;
-    let range = match shard {
-        Some((i, n)) => shard_range(units.len(), i, n),
-        None => 0..units.len(),
+    let range = match stage {
+        Stage::Shard(i, n) | Stage::Second(i, n, _) => shard_range(units.len(), i, n),
+        _ => 0..units.len(),
     };
     let tmp = store::scratch_dir(&p.workdir, &node.id).map_err(NodeError::Failed)?;
     let log = NodeLog::open(&tmp);
@@ -123,8 +158,7 @@ fn build_from(
         cancel,
         bar: &bar,
         log: &log,
-        shard,
-        parts,
+        stage,
     };
     let result = ops::run(&ctx, &units, range);
     bar.finish_and_clear();
@@ -139,17 +173,24 @@ fn build_from(
     log.line(format!("done: {} rows, {} rejected", out.table.rows, out.table.rejected_rows));
     log.sync();
     let mut m = manifest(pl, node, out, start.elapsed().as_secs_f64());
-    if !parts.is_empty() {
-        m.parts = parts.len() as u32;
-        m.wall_time_s += parts.iter().map(|a| a.manifest.wall_time_s).sum::<f64>();
-        m.peak_rss_bytes = parts.iter().filter_map(|a| a.manifest.peak_rss_bytes).chain(m.peak_rss_bytes).max();
-    }
-    let dest = match shard {
-        Some((i, n)) => {
+    let (w, id, fp) = (&p.workdir, &node.id, &pl.fingerprint);
+    let dest = match stage {
+        Stage::Whole => pl.dir.clone(),
+        Stage::Shard(i, n) => {
             m.shard = Some([i, n]);
-            part_dir(&p.workdir, &node.id, &pl.fingerprint, i, n)
+            part_dir(w, id, fp, i, n)
         }
-        None => pl.dir.clone(),
+        Stage::Second(i, n, _) => {
+            m.shard = Some([i, n]);
+            second_part_dir(w, id, fp, i, n)
+        }
+        Stage::Cluster(parts) => cluster_dir(w, id, fp, parts.len() as u32),
+        Stage::Merge(parts) => {
+            m.parts = parts.len() as u32;
+            m.wall_time_s += parts.iter().map(|a| a.manifest.wall_time_s).sum::<f64>();
+            m.peak_rss_bytes = parts.iter().filter_map(|a| a.manifest.peak_rss_bytes).chain(m.peak_rss_bytes).max();
+            pl.dir.clone()
+        }
     };
     if let Err(e) = store::commit(&tmp, &dest, &m) {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -222,11 +263,8 @@ fn add_stats(a: &mut Value, b: &Value) {
     }
 }
 
-/// Merges all `n` parts of a node into its artifact. Files are hard-linked
-/// (copied across filesystems), so a crash mid-merge leaves the parts whole;
-/// an op whose merge computes runs again over the parts instead.
-pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Reporter, cancel: &AtomicBool) -> Result<Manifest, NodeError> {
-    let start = Instant::now();
+/// The `n` first-round parts of a node, or an error naming those missing.
+fn first_round(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32) -> Result<Vec<Artifact>, NodeError> {
     let mut parts = Vec::new();
     let mut missing = Vec::new();
     for i in 0..n {
@@ -243,11 +281,67 @@ pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Reporter
             node.id
         )));
     }
-    if node.op.merge_computes() {
-        let m = build_from(p, pl, node, rep, cancel, None, &parts)?;
-        let _ = std::fs::remove_dir_all(parts_root(&p.workdir, &node.id, &pl.fingerprint, n));
-        return Ok(m);
+    Ok(parts)
+}
+
+/// Between the rounds of a two-round node: the computation over all `n`
+/// first-round parts, committed for the second-round shards (done once;
+/// a second call finds it).
+pub fn cluster(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Reporter, cancel: &AtomicBool) -> Result<Manifest, NodeError> {
+    if !node.op.merge_computes() {
+        return Err(NodeError::Failed(format!(
+            "node `{}` (op {}) has no clustering step between shard rounds",
+            node.id,
+            node.op.name()
+        )));
     }
+    if let Some(c) = clusters(&p.workdir, &node.id, &pl.fingerprint, n) {
+        return Ok(c.manifest);
+    }
+    let parts = first_round(p, pl, node, n)?;
+    build_stage(p, pl, node, rep, cancel, Stage::Cluster(&parts))
+}
+
+/// Merges all `n` parts of a node into its artifact. Files are hard-linked
+/// (copied across filesystems), so a crash mid-merge leaves the parts whole.
+/// A two-round node whose clusters are committed joins its second-round
+/// parts (building those missing here); before that, it runs again over
+/// the first-round parts and filters in this one process.
+pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Reporter, cancel: &AtomicBool) -> Result<Manifest, NodeError> {
+    let (w, id, fp) = (&p.workdir, &node.id, &pl.fingerprint);
+    let m = match node.op.merge_computes().then(|| clusters(w, id, fp, n)).flatten() {
+        Some(c) => {
+            let mut parts = Vec::new();
+            for i in 0..n {
+                let dir = second_part_dir(w, id, fp, i, n);
+                let part = match store::load(&dir).filter(|a| &a.manifest.fingerprint == fp) {
+                    Some(a) => a,
+                    None => {
+                        build_stage(p, pl, node, rep, cancel, Stage::Second(i, n, &c))?;
+                        store::load(&dir).ok_or_else(|| NodeError::Failed(format!("{} vanished after its build", dir.display())))?
+                    }
+                };
+                parts.push(part);
+            }
+            join(p, pl, node, &parts, c.manifest.stats.clone())?
+        }
+        None => {
+            let parts = first_round(p, pl, node, n)?;
+            match node.op.merge_computes() {
+                true => build_stage(p, pl, node, rep, cancel, Stage::Merge(&parts))?,
+                false => join(p, pl, node, &parts, Value::Object(Default::default()))?,
+            }
+        }
+    };
+    let _ = std::fs::remove_dir_all(parts_root(w, id, fp, n));
+    Ok(m)
+}
+
+/// Joins finished parts into the node's artifact, their stats added onto
+/// `stats`.
+fn join(p: &Pipeline, pl: &Planned, node: &NodeSpec, parts: &[Artifact], stats: Value) -> Result<Manifest, NodeError> {
+    let start = Instant::now();
+    let n = parts.len() as u32;
     let tmp = store::scratch_dir(&p.workdir, &node.id).map_err(NodeError::Failed)?;
     let log = NodeLog::open(&tmp);
     let link = |src: &Path, dst_rel: &str| -> Result<(), String> {
@@ -261,12 +355,12 @@ pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Reporter
     };
     let (mut files, mut rejected) = (Vec::<FileInfo>::new(), Vec::<FileInfo>::new());
     let mut m = parts[0].manifest.clone();
-    m.stats = Value::Object(Default::default());
+    m.stats = stats;
     m.rows_hash = Default::default();
     m.rows = 0;
     m.rejected_rows = 0;
     m.wall_time_s = 0.0;
-    for a in &parts {
+    for a in parts {
         for f in &a.manifest.files {
             let name = format!("data/part-{:05}.parquet", files.len());
             link(&a.dir.join(&f.name), &name)?;
@@ -297,6 +391,5 @@ pub fn merge(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Reporter
     log.line(format!("merged {n} parts in {:.3}s", start.elapsed().as_secs_f64()));
     log.sync();
     store::commit(&tmp, &pl.dir, &m).map_err(NodeError::Failed)?;
-    let _ = std::fs::remove_dir_all(parts_root(&p.workdir, &node.id, &pl.fingerprint, n));
     Ok(m)
 }

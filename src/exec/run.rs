@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub shard: Option<(u32, u32)>,
     /// Merge `node`'s finished parts.
     pub merge: bool,
+    /// Cluster the finished first-round parts of a two-round `node`.
+    pub cluster: bool,
     /// Where the work runs: this process, local worker processes or Slurm.
     pub executor: ExecutorSpec,
     /// Slurm: follow the jobs until they end, then summarize.
@@ -51,6 +53,8 @@ pub enum Outcome {
     Cached,
     /// Only a shard part was built.
     Part(u32, u32),
+    /// A two-round node's `n` first-round parts were clustered.
+    Clustered(u32),
     /// Would run (dry run).
     WouldRun(Vec<String>),
     /// Failed with this message.
@@ -168,22 +172,36 @@ pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) ->
     if let (Some(id), Some((i, n))) = (&o.node, o.shard) {
         return run_shard(p, by_id[id.as_str()], i, n, rep, cancel, o.dry_run);
     }
-    if let (Some(id), true) = (&o.node, o.merge) {
+    if let (Some(id), true) = (&o.node, o.merge || o.cluster) {
         let pl = by_id[id.as_str()];
         let nd = p.node(id).ok_or_else(|| UsageError(format!("no node {id}")))?;
-        // The largest complete set of parts; else the largest set, whose merge names what is missing.
+        let flag = if o.cluster { "--cluster" } else { "--merge" };
+        // The set whose clusters are committed; else the largest complete
+        // set of parts; else the largest set, whose merge names what is missing.
         let sets = existing_part_sets(&p.workdir, id, &pl.fingerprint);
+        let clustered = sets
+            .iter()
+            .rev()
+            .find(|&&n| node::clusters(&p.workdir, id, &pl.fingerprint, n).is_some());
         let complete = sets
             .iter()
             .rev()
             .find(|&&n| node::done_parts(&p.workdir, id, &pl.fingerprint, n).len() == n as usize);
-        let n = *complete.or(sets.last()).ok_or_else(|| {
+        let n = *clustered.or(complete).or(sets.last()).ok_or_else(|| {
             UsageError(format!(
-                "--merge: node `{id}` has no shard parts for its current fingerprint; run --node {id} --shard i/N first"
+                "{flag}: node `{id}` has no shard parts for its current fingerprint; run --node {id} --shard i/N first"
             ))
         })?;
         let t0 = std::time::Instant::now();
-        let res = result_of(id, node::merge(p, pl, nd, n, rep, cancel), t0.elapsed().as_secs_f64(), Outcome::Ran);
+        let res = match o.cluster {
+            true => result_of(
+                id,
+                node::cluster(p, pl, nd, n, rep, cancel),
+                t0.elapsed().as_secs_f64(),
+                Outcome::Clustered(n),
+            ),
+            false => result_of(id, node::merge(p, pl, nd, n, rep, cancel), t0.elapsed().as_secs_f64(), Outcome::Ran),
+        };
         report_node(rep, &res);
         return Ok(RunSummary { nodes: vec![res] });
     }
@@ -399,6 +417,7 @@ fn outcome_word(o: &Outcome) -> String {
         Outcome::Ran => "ran".into(),
         Outcome::Cached => "cached".into(),
         Outcome::Part(i, n) => format!("part {i}/{n}"),
+        Outcome::Clustered(n) => format!("clustered {n}"),
         Outcome::WouldRun(_) => "would run".into(),
         Outcome::Failed(_) => "failed".into(),
         Outcome::Skipped => "skipped".into(),

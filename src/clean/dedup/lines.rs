@@ -33,6 +33,11 @@ impl FrequentLines {
         FrequentLines { hashes }
     }
 
+    /// The hashes, in increasing order.
+    pub fn hashes(&self) -> &[u64] {
+        &self.hashes
+    }
+
     /// Number of distinct frequent lines.
     pub fn len(&self) -> usize {
         self.hashes.len()

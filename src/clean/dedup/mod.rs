@@ -9,8 +9,8 @@
 //!
 //! `minhash` runs as separate stages over on-disk intermediates, following
 //! datatrove's `pipeline/dedup/minhash.py` (signature → buckets → cluster →
-//! filter); the engine runs stage 1 in shards and the rest in the merge
-//! (`exec/ops/dedup_shards.rs`):
+//! filter); the engine runs stage 1 and the filter in shards, stages 2
+//! and 3 between them (`exec/ops/dedup_shards.rs`):
 //! 1. [`stages::minhash_signatures`]: per input file, the band keys of each
 //!    document (one file each);
 //! 2. [`stages::band_pairs`]: per band, `(key, doc)` records through an

@@ -1,9 +1,11 @@
 //! The job plan both out-of-process executors run: each shardable node as
 //! an array of shard units plus a merge that waits for them, every other
 //! node as one whole job, each waiting for the jobs that build its inputs.
+//! A two-round node (`dedup`) runs a first array, a clustering job, a
+//! second array that filters with the clusters, then the merge.
 //! Finished parts are kept, so a second run submits only what is missing.
 
-use crate::exec::node::{done_parts, existing_part_sets, remove_part_sets};
+use crate::exec::node::{clusters, done_parts, done_second_parts, existing_part_sets, remove_part_sets};
 use crate::exec::plan::Planned;
 use crate::exec::run::Selection;
 use crate::spec::Pipeline;
@@ -20,6 +22,13 @@ pub enum JobKind {
         n: u32,
         /// The ones still to build.
         pending: Vec<u32>,
+        /// The second round of a two-round node (after its clusters).
+        second: bool,
+    },
+    /// Cluster the `n` finished first-round parts of a two-round node.
+    Cluster {
+        /// Shards in the set.
+        n: u32,
     },
     /// Merge the `n` finished parts into the node's artifact.
     Merge {
@@ -52,26 +61,35 @@ impl Job {
         match &self.kind {
             JobKind::Shards { n, .. } => vec!["--node".into(), node, "--shard".into(), format!("{shard}/{n}")],
             JobKind::Merge { .. } => vec!["--node".into(), node, "--merge".into()],
+            JobKind::Cluster { .. } => vec!["--node".into(), node, "--cluster".into()],
             JobKind::Whole { force: true } => vec!["--only".into(), node.clone(), "--force".into(), node],
             JobKind::Whole { force: false } => vec!["--only".into(), node],
         }
     }
 
-    /// A short name: `raw shards 0-3 of 4`, `raw merge`, `dedup`.
+    /// A short name: `raw shards 0-3 of 4`, `raw merge of 4`, `dd cluster
+    /// of 4`, `dd round-2 shards 0-3 of 4`, `lm`.
     pub fn label(&self) -> String {
         match &self.kind {
-            JobKind::Shards { n, pending } => format!("{} shards {} of {n}", self.node, index_list(pending)),
+            JobKind::Shards { n, pending, second } => {
+                let round = if *second { "round-2 " } else { "" };
+                format!("{} {round}shards {} of {n}", self.node, index_list(pending))
+            }
             JobKind::Merge { n } => format!("{} merge of {n}", self.node),
+            JobKind::Cluster { n } => format!("{} cluster of {n}", self.node),
             JobKind::Whole { .. } => self.node.clone(),
         }
     }
 
     /// The name of the log of the unit for `shard` (an index, or Slurm's
-    /// `%a` in an `--output` pattern): `raw-3.log`, `raw-merge.log`, `dedup.log`.
+    /// `%a` in an `--output` pattern): `raw-3.log`, `raw-merge.log`,
+    /// `dd-cluster.log`, `dd-r2-3.log`, `lm.log`.
     pub fn log_name(&self, shard: &str) -> String {
         match &self.kind {
-            JobKind::Shards { .. } => format!("{}-{shard}.log", self.node),
+            JobKind::Shards { second: false, .. } => format!("{}-{shard}.log", self.node),
+            JobKind::Shards { second: true, .. } => format!("{}-r2-{shard}.log", self.node),
             JobKind::Merge { .. } => format!("{}-merge.log", self.node),
+            JobKind::Cluster { .. } => format!("{}-cluster.log", self.node),
             JobKind::Whole { .. } => format!("{}.log", self.node),
         }
     }
@@ -126,6 +144,33 @@ pub fn plan_jobs(p: &Pipeline, spec: &ExecutorSpec, plans: &[Planned], sel: &Sel
         if forced {
             remove_part_sets(&p.workdir, id, &pl.fingerprint);
         }
+        let two_rounds = node.op.merge_computes();
+        // A two-round node whose clusters are committed has only its second round left.
+        let clustered = existing_part_sets(&p.workdir, id, &pl.fingerprint)
+            .into_iter()
+            .rev()
+            .find(|&n| two_rounds && clusters(&p.workdir, id, &pl.fingerprint, n).is_some());
+        if let Some(n) = clustered {
+            let done = done_second_parts(&p.workdir, id, &pl.fingerprint, n);
+            let pending: Vec<u32> = (0..n).filter(|i| !done.contains(i)).collect();
+            let merge_deps = if pending.is_empty() {
+                deps
+            } else {
+                jobs.push(Job {
+                    node: id.clone(),
+                    kind: JobKind::Shards { n, pending, second: true },
+                    deps,
+                });
+                vec![jobs.len() - 1]
+            };
+            last.insert(id.clone(), jobs.len());
+            jobs.push(Job {
+                node: id.clone(),
+                kind: JobKind::Merge { n },
+                deps: merge_deps,
+            });
+            continue;
+        }
         // Resume the set with the most finished parts (the larger on a tie).
         let resumed = existing_part_sets(&p.workdir, id, &pl.fingerprint)
             .into_iter()
@@ -144,10 +189,29 @@ pub fn plan_jobs(p: &Pipeline, spec: &ExecutorSpec, plans: &[Planned], sel: &Sel
         } else {
             jobs.push(Job {
                 node: id.clone(),
-                kind: JobKind::Shards { n, pending },
+                kind: JobKind::Shards { n, pending, second: false },
                 deps,
             });
             vec![jobs.len() - 1]
+        };
+        let merge_deps = if two_rounds {
+            jobs.push(Job {
+                node: id.clone(),
+                kind: JobKind::Cluster { n },
+                deps: merge_deps,
+            });
+            jobs.push(Job {
+                node: id.clone(),
+                kind: JobKind::Shards {
+                    n,
+                    pending: (0..n).collect(),
+                    second: true,
+                },
+                deps: vec![jobs.len() - 1],
+            });
+            vec![jobs.len() - 1]
+        } else {
+            merge_deps
         };
         last.insert(id.clone(), jobs.len());
         jobs.push(Job {

@@ -3,7 +3,7 @@
 //! has finished; the first failure stops new starts, and Ctrl-C sends
 //! SIGTERM to the running units (each stops without committing anything).
 
-use super::jobs::{Invocation, Job};
+use super::jobs::{Invocation, Job, JobKind};
 use super::log_tail;
 use crate::exec::report::Reporter;
 use crate::exec::run::{Outcome, UsageError};
@@ -104,9 +104,10 @@ pub fn run(
             };
             let r = running.swap_remove(i);
             let job = &jobs[r.job];
-            let what = match r.shard {
-                Some(s) => format!("{} shard {s}", job.node),
-                None => job.label(),
+            let what = match (r.shard, &job.kind) {
+                (Some(s), JobKind::Shards { second: true, .. }) => format!("{} round-2 shard {s}", job.node),
+                (Some(s), _) => format!("{} shard {s}", job.node),
+                (None, _) => job.label(),
             };
             let secs = r.start.elapsed().as_secs_f64();
             if status.success() {

@@ -7,7 +7,7 @@
 
 use super::jobs::{Invocation, Job, JobKind, index_list};
 use super::log_tail;
-use crate::exec::node::done_parts;
+use crate::exec::node::{done_parts, done_second_parts};
 use crate::exec::plan::{State, plan};
 use crate::exec::report::Reporter;
 use crate::exec::run::{Outcome, UsageError};
@@ -125,8 +125,10 @@ pub fn submit(p: &Pipeline, jobs: &[Job], inv: &Invocation, spec: &ExecutorSpec,
     let mut record = Vec::new();
     for (k, job) in jobs.iter().enumerate() {
         let stem = match &job.kind {
-            JobKind::Shards { .. } => format!("{}-shards", job.node),
+            JobKind::Shards { second: false, .. } => format!("{}-shards", job.node),
+            JobKind::Shards { second: true, .. } => format!("{}-r2-shards", job.node),
             JobKind::Merge { .. } => format!("{}-merge", job.node),
+            JobKind::Cluster { .. } => format!("{}-cluster", job.node),
             JobKind::Whole { .. } => job.node.clone(),
         };
         let script = dir.join(format!("{k:02}-{stem}.sh"));
@@ -276,6 +278,11 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
         let (fp, dir) = &fps[id];
         crate::exec::store::load(dir).is_some_and(|a| &a.manifest.fingerprint == fp)
     };
+    // The finished parts of a node's set of `n`, of its first or second round.
+    let finished = |id: &str, n: u32, second: bool| match second {
+        true => done_second_parts(&p.workdir, id, &fps[id].0, n),
+        false => done_parts(&p.workdir, id, &fps[id].0, n),
+    };
     let mut last_line: HashMap<usize, String> = HashMap::new();
     let mut ended = HashMap::new();
     loop {
@@ -293,11 +300,12 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
             let running = states.iter().filter(|s| **s == "RUNNING").count();
             let line = match &job.kind {
                 _ if built(&job.node) => format!("{}: built", job.node),
-                JobKind::Shards { n, .. } => {
-                    let done = done_parts(&p.workdir, &job.node, &fps[&job.node].0, *n).len();
+                JobKind::Shards { n, second, .. } => {
+                    let done = finished(&job.node, *n, *second).len();
                     format!(
-                        "{}: {done}/{n} shards done, {running} running, {} queued",
+                        "{}: {done}/{n} {}shards done, {running} running, {} queued",
                         job.node,
+                        if *second { "round-2 " } else { "" },
                         states.len() - running
                     )
                 }
@@ -341,8 +349,8 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
         }
         let id = &sub.job_ids[k];
         let msg = match &job.kind {
-            JobKind::Shards { n, pending } => {
-                let done = done_parts(&p.workdir, &job.node, &fps[&job.node].0, *n);
+            JobKind::Shards { n, pending, second } => {
+                let done = finished(&job.node, *n, *second);
                 let missing: Vec<u32> = pending.iter().copied().filter(|i| !done.contains(i)).collect();
                 if missing.is_empty() {
                     continue; // the shards are fine; the merge says what failed
@@ -366,19 +374,23 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
                     why.join("; ")
                 )
             }
-            JobKind::Merge { n } => {
+            JobKind::Merge { n } | JobKind::Cluster { n } => {
                 let log = sub.dir.join(job.log_name(""));
-                let all_parts = done_parts(&p.workdir, &job.node, &fps[&job.node].0, *n).len() == *n as usize;
+                let (what, second) = match job.kind {
+                    JobKind::Cluster { .. } => ("cluster", false),
+                    _ => ("merge", p.node(&job.node).is_some_and(|nd| nd.op.merge_computes())),
+                };
+                let all_parts = finished(&job.node, *n, second).len() == *n as usize;
                 if !log.exists() && all_parts {
-                    // Every part is there, yet the merge never ran: a task was
+                    // Every part is there, yet the job never ran: a task was
                     // cancelled or failed after committing its part.
                     format!(
-                        "all {n} shards finished but merge job {id} never started (a shard task was cancelled or failed late); `kiln run` again merges"
+                        "all {n} shards finished but {what} job {id} never started (a shard task was cancelled or failed late); `kiln run` again finishes it"
                     )
                 } else if !log.exists() {
                     continue; // never started: its shards failed, and say so
                 } else {
-                    format!("merge job {id} failed: {} (log: {})", log_tail(&log), log.display())
+                    format!("{what} job {id} failed: {} (log: {})", log_tail(&log), log.display())
                 }
             }
             JobKind::Whole { .. } => {
@@ -416,6 +428,7 @@ mod tests {
             kind: JobKind::Shards {
                 n: 8,
                 pending: vec![0, 1, 2, 5],
+                second: false,
             },
             deps: vec![],
         };

@@ -1,32 +1,41 @@
-//! `dedup` in shards. A shard hashes its slice of the input files into its
-//! part, which holds no rows:
-//! - `minhash`: the band keys of each input file (`signatures/`), listed in
-//!   `extra.signatures` with the input file and first document each covers;
-//! - `exact` and `lines`: its `(key, document)` records sorted into runs
-//!   (`runs/`), listed in `extra.runs` with the input files they cover and
-//!   their record count.
+//! `dedup` in shards, in two rounds.
 //!
-//! The merge (the op run again with the parts in hand, see
-//! [`crate::spec::Op::merge_computes`]) checks that the parts cover every
-//! input file once and that no file was cut short, then finishes the
-//! method: `minhash` sorts the buckets and clusters, `exact` and `lines`
-//! merge the runs. Nothing is rebuilt from the input but the filter.
+//! 1. A first-round shard hashes its slice of the input files into its
+//!    part, which holds no rows:
+//!    - `minhash`: the band keys of each input file (`signatures/`), listed
+//!      in `extra.signatures` with the input file and first document each
+//!      covers;
+//!    - `exact` and `lines`: its `(key, document)` records sorted into runs
+//!      (`runs/`), listed in `extra.runs` with the input files they cover
+//!      and their record count.
+//! 2. Clustering (`--cluster`) checks that the parts cover every input file
+//!    once and that no file was cut short, finishes the method's first
+//!    pass (`minhash` sorts the buckets and clusters, `exact` and `lines`
+//!    merge the runs), and keeps what it found ([`clusters_part`]).
+//! 3. A second-round shard filters its slice with the clusters.
+//! 4. The merge joins the second-round parts.
+//!
+//! A merge straight after the first round does 2 and 3 in one process.
 
-use super::dedup::failed;
-use super::{Ctx, EngineProgress, NodeError, Output};
+use super::dedup::{Found, failed, has_duplicates, id_of, opt_col};
+use super::{Ctx, EngineProgress, NodeError, Output, Stage};
+use crate::clean::dedup::lines::FrequentLines;
 use crate::clean::dedup::spill::Record;
 use crate::clean::dedup::stages::{self, SortedKeys};
 use crate::clean::dedup::{DedupError, DedupInput, MinhashConfig};
 use crate::exec::sink::TableSink;
 use crate::exec::store::{Artifact, Column};
+use crate::io::table::parquet_columns;
 use serde_json::json;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 /// Says, for an error while merging parts, which command mends it.
 pub(super) fn in_merge(ctx: &Ctx, e: DedupError) -> NodeError {
     match failed(e) {
-        NodeError::Failed(m) if !ctx.parts.is_empty() => NodeError::Failed(format!(
+        NodeError::Failed(m) if matches!(ctx.stage, Stage::Merge(_) | Stage::Cluster(_)) => NodeError::Failed(format!(
             "merging the shard parts of `{}`: {m}; run the shard whose part holds it again (--node {} --shard i/N)",
             ctx.node.id, ctx.node.id
         )),
@@ -99,14 +108,14 @@ pub(super) fn runs_part<K: SortedKeys>(
 /// The sorted runs of every `exact` or `lines` part (`None` when this is
 /// not a merge), checked to cover each input file once and to hold the
 /// records they claim.
-pub(super) fn part_runs<K: SortedKeys>(ctx: &Ctx, inp: &DedupInput) -> Result<Option<Vec<PathBuf>>, NodeError> {
-    if ctx.parts.is_empty() {
+pub(super) fn part_runs<K: SortedKeys>(ctx: &Ctx, inp: &DedupInput, parts: &[Artifact]) -> Result<Option<Vec<PathBuf>>, NodeError> {
+    if parts.is_empty() {
         return Ok(None);
     }
     let size = K::Rec::SIZE;
     let mut spans: Vec<(u64, u64, &Artifact)> = Vec::new();
     let mut runs = Vec::new();
-    for a in ctx.parts {
+    for a in parts {
         let e = &a.manifest.extra;
         let (Some(span), Some(list), Some(records)) = (e["input_files"].as_array(), e["runs"].as_array(), e["records"].as_u64()) else {
             return Err(bad_part(ctx, a, "no `input_files`, `runs` and `records` in its manifest"));
@@ -195,10 +204,14 @@ pub(super) fn signatures_part(
 
 /// The band-key files of every input file from the finished parts, in
 /// input order, and the counts the parts made.
-pub(super) fn part_signatures(ctx: &Ctx, inp: &DedupInput) -> Result<(Vec<(PathBuf, u64)>, stages::DedupStats), NodeError> {
+pub(super) fn part_signatures(
+    ctx: &Ctx,
+    inp: &DedupInput,
+    parts: &[Artifact],
+) -> Result<(Vec<(PathBuf, u64)>, stages::DedupStats), NodeError> {
     let mut by_file: Vec<Option<(PathBuf, u64)>> = vec![None; inp.files.len()];
     let mut stats = stages::DedupStats::default();
-    for a in ctx.parts {
+    for a in parts {
         let bad = |what: &str| bad_part(ctx, a, what);
         let list = a.manifest.extra["signatures"]
             .as_array()
@@ -230,11 +243,158 @@ pub(super) fn part_signatures(ctx: &Ctx, inp: &DedupInput) -> Result<(Vec<(PathB
             "no shard part of `{}` holds the signatures of {}; remove {} and run its shards again",
             ctx.node.id,
             missing.join(", "),
-            ctx.parts
+            parts
                 .first()
                 .and_then(|a| a.dir.parent())
                 .map_or(String::new(), |d| d.display().to_string())
         )));
     }
     Ok((by_file.into_iter().flatten().collect(), stats))
+}
+
+/// Between the rounds: what the first pass found, kept for the
+/// second-round shards. `exact` and `minhash` keep each document's root
+/// (`roots.bin`, u32 little-endian per document) and the ids of the roots
+/// that have duplicates (`root_ids.bin`: document u32, length u32, UTF-8),
+/// read from the input's `id` column alone; `lines` keeps the sorted hashes
+/// of the frequent lines (`frequent.bin`, u64 little-endian).
+pub(super) fn clusters_part(
+    ctx: &Ctx,
+    inp: &DedupInput,
+    names: &[String],
+    found: Found,
+    stats: serde_json::Value,
+    schema: &[Column],
+) -> Result<Output, NodeError> {
+    let write = |name: &str, bytes: &[u8]| -> Result<(), NodeError> {
+        let path = ctx.out.join(name);
+        std::fs::write(&path, bytes).map_err(|e| NodeError::Failed(format!("cannot write {}: {e}", path.display())))
+    };
+    let extra = match &found {
+        Found::Roots(roots) => {
+            write("roots.bin", &roots.iter().flat_map(|r| r.to_le_bytes()).collect::<Vec<u8>>())?;
+            let ids = root_ids(ctx, inp, names, roots)?;
+            let mut bytes = Vec::new();
+            for (doc, id) in &ids {
+                bytes.extend(doc.to_le_bytes());
+                bytes.extend((id.len() as u32).to_le_bytes());
+                bytes.extend(id.as_bytes());
+            }
+            write("root_ids.bin", &bytes)?;
+            json!({ "roots": "roots.bin", "root_ids": "root_ids.bin", "docs": roots.len(), "roots_with_duplicates": ids.len() })
+        }
+        Found::Lines(frequent) => {
+            write(
+                "frequent.bin",
+                &frequent.hashes().iter().flat_map(|h| h.to_le_bytes()).collect::<Vec<u8>>(),
+            )?;
+            json!({ "frequent": "frequent.bin", "docs": inp.docs(), "lines": frequent.len() })
+        }
+    };
+    ctx.log.line(format!("clusters: {extra}"));
+    part_output(ctx, schema, json!({ "dedup": stats }), json!({ "clusters": extra }))
+}
+
+/// The ids of the roots that have duplicates, by document, from the input's
+/// `id` column (or `file:row` where it has none), as the filter names them.
+fn root_ids(ctx: &Ctx, inp: &DedupInput, names: &[String], roots: &[u32]) -> Result<Vec<(u32, String)>, NodeError> {
+    let has_dup = has_duplicates(roots);
+    let offsets = inp.offsets();
+    ctx.bar.set_length(inp.docs());
+    let mut out = Vec::new();
+    for (fi, f) in inp.files.iter().enumerate() {
+        let first = offsets[fi] as usize;
+        if !has_dup[first..first + f.rows as usize].iter().any(|&b| b) {
+            ctx.bar.inc(f.rows);
+            continue;
+        }
+        let mut row = 0usize;
+        for batch in parquet_columns(&f.path, &["id"])? {
+            if ctx.cancel.load(Ordering::Relaxed) {
+                return Err(NodeError::Cancelled);
+            }
+            let batch = batch?;
+            let ids = opt_col(&batch, "id");
+            for i in 0..batch.num_rows() {
+                if has_dup[first + row + i] {
+                    out.push(((first + row + i) as u32, id_of(&ids, names, fi, i, row + i)));
+                }
+            }
+            row += batch.num_rows();
+            ctx.bar.inc(batch.num_rows() as u64);
+        }
+        if row as u64 != f.rows {
+            return Err(NodeError::Failed(format!(
+                "{}: {row} rows read but the manifest says {}",
+                f.path.display(),
+                f.rows
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A second-round shard's share of the clusters: for input files `range`,
+/// the roots of their documents (indexed from the returned first document)
+/// and the ids of every root with duplicates, or the frequent lines.
+pub(super) fn load_clusters(
+    ctx: &Ctx,
+    inp: &DedupInput,
+    clusters: &Artifact,
+    range: Range<usize>,
+) -> Result<(Found, u64, HashMap<u32, String>), NodeError> {
+    let bad = |what: String| {
+        NodeError::Failed(format!(
+            "clusters {}: {what}; delete that directory and run `{}` again (the first round's parts are kept)",
+            clusters.dir.display(),
+            ctx.node.id
+        ))
+    };
+    let read = |name: &str| -> Result<Vec<u8>, NodeError> {
+        let path = clusters.dir.join(name);
+        std::fs::read(&path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
+    };
+    let first = inp.offsets().get(range.start).copied().unwrap_or(inp.docs());
+    let docs = docs_in(inp, &range);
+    let c = &clusters.manifest.extra["clusters"];
+    if c["docs"].as_u64() != Some(inp.docs()) {
+        return Err(bad(format!("clusters of {} documents for an input of {}", c["docs"], inp.docs())));
+    }
+    if c["frequent"].is_string() {
+        let bytes = read("frequent.bin")?;
+        if bytes.len() % 8 != 0 {
+            return Err(bad(format!("frequent.bin: {} bytes is not a whole number of u64", bytes.len())));
+        }
+        let hashes: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .collect();
+        if !hashes.windows(2).all(|w| w[0] < w[1]) {
+            return Err(bad("frequent.bin is not in increasing order".into()));
+        }
+        return Ok((Found::Lines(FrequentLines::from_sorted(hashes)), first, HashMap::new()));
+    }
+    let bytes = read("roots.bin")?;
+    if bytes.len() as u64 != inp.docs() * 4 {
+        return Err(bad(format!("roots.bin: {} bytes for {} documents", bytes.len(), inp.docs())));
+    }
+    let roots: Vec<u32> = bytes[first as usize * 4..(first + docs) as usize * 4]
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+        .collect();
+    let bytes = read("root_ids.bin")?;
+    let mut ids = HashMap::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let field = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()));
+        let (Some(doc), Some(len)) = (field(at), field(at + 4)) else {
+            return Err(bad(format!("root_ids.bin is cut short at byte {at}")));
+        };
+        let id = bytes
+            .get(at + 8..at + 8 + len as usize)
+            .ok_or_else(|| bad(format!("root_ids.bin is cut short at byte {at}")))?;
+        ids.insert(doc, String::from_utf8_lossy(id).into_owned());
+        at += 8 + len as usize;
+    }
+    Ok((Found::Roots(roots), first, ids))
 }

@@ -71,13 +71,28 @@ pub struct Ctx<'a> {
     pub bar: &'a ProgressBar,
     /// The node's log.
     pub log: &'a NodeLog,
-    /// `Some((i, n))` when this build is shard `i` of `n`, which writes a
-    /// part rather than the artifact.
-    pub shard: Option<(u32, u32)>,
-    /// The finished shard parts this build merges, for ops whose merge is a
-    /// computation over them ([`crate::spec::Op::merge_computes`]); else
-    /// empty.
-    pub parts: &'a [Artifact],
+    /// Which part of the node's work this build does.
+    pub stage: Stage<'a>,
+}
+
+/// Which part of a node's work a build does. Ops whose merge computes
+/// ([`crate::spec::Op::merge_computes`], `dedup`) see every stage; the
+/// others only `Whole` and `Shard`.
+#[derive(Clone, Copy)]
+pub enum Stage<'a> {
+    /// All of it, into the artifact.
+    Whole,
+    /// Shard `i` of `n` (first round), into a part.
+    Shard(u32, u32),
+    /// The merge: the op again with every first-round part in hand, into
+    /// the artifact.
+    Merge(&'a [Artifact]),
+    /// Between the rounds: the computation over every first-round part,
+    /// kept for the second round (`dedup`'s clusters).
+    Cluster(&'a [Artifact]),
+    /// Shard `i` of `n` of the second round, with the result of `Cluster`
+    /// in hand, into a second-round part.
+    Second(u32, u32, &'a Artifact),
 }
 
 /// The engine's progress bar, Ctrl-C flag and log, as packing, dedup and

@@ -491,7 +491,7 @@ impl Op {
             "import_model" => "Imports a Hugging Face GPT-2 directory (safetensors) as a `model`.",
             "pack" => "Packs `tokens` into rows of `seq_len + 1` in Arrow IPC files (kind `packed`).",
             "dedup" => {
-                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it. Shards hash their slice of the input; the merge clusters (`minhash`) or merges sorted runs (`exact`, `lines`), then filters."
+                "Removes duplicate `documents`: `exact` (same normalised text), `minhash` (near duplicates, FineWeb's LSH) or `lines` (lines shared by too many documents, CCNet); the earliest copy is kept, the rest go to `rejected/` naming it. Runs in shards: the first round hashes, `--cluster` clusters (`minhash`) or merges sorted runs (`exact`, `lines`), the second round filters."
             }
             "prompts" => {
                 "Makes `prompts` (conversations ending with a user turn) from `chat` (minus the last assistant reply, kept as `reference`), `preferences` (the shared prompt) or `documents` (each text one user message)."

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark: `dedup` whole against the same dedup in shards + a merge.
+# Benchmark: `dedup` whole against the same dedup in shards.
 #  A read of SIZE_MB of near-duplicate JSONL (benches/make_near_dups.py), cut
 #  into 8 files and read in 8 shards so that `dd`'s input is 8 Parquet
-#  files; then, RUNS times alternated: `dd` in one process, and `dd` as
-#  SHARDS shard processes one after another plus the merge, each timed with
-#  /usr/bin/time -v (wall seconds, peak RSS). Prints one line per process.
+#  files; then, RUNS times alternated:
+#   - `dd` in one process;
+#   - SHARDS first-round shard processes one after another, then the merge
+#     that clusters and filters in one process (`merge-1pass`);
+#   - SHARDS first-round shards, `--cluster`, SHARDS second-round (filter)
+#     shards, and the merge that joins their parts.
+#  Each process is timed with /usr/bin/time -v (wall seconds, peak RSS).
+#  Prints one line per process.
 #
 #   KILN=path/to/kiln benches/dedup_shards.sh [SIZE_MB=300] [METHOD=minhash] [SHARDS=4] [RUNS=5] [THREADS=2]
 set -euo pipefail
@@ -53,5 +58,13 @@ for run in $(seq 1 "$RUNS"); do
   for i in $(seq 0 $((SHARDS - 1))); do
     timed "shard $i" --node dd --shard "$i/$SHARDS"
   done
-  timed merge --node dd --merge
+  timed merge-1pass --node dd --merge
+  for i in $(seq 0 $((SHARDS - 1))); do
+    timed "shard $i" --node dd --shard "$i/$SHARDS"
+  done
+  timed cluster --node dd --cluster
+  for i in $(seq 0 $((SHARDS - 1))); do
+    timed "filter $i" --node dd --shard "$i/$SHARDS"
+  done
+  timed join --node dd --merge
 done

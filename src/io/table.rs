@@ -18,9 +18,13 @@ pub fn parquet_batches(path: &Path) -> Result<impl Iterator<Item = Result<Record
     Ok(r.map(move |b| b.map_err(|e| format!("cannot read {shown}: {e}"))))
 }
 
-/// Batches of one Parquet file holding only the columns in `names` that it
-/// has, in order.
-pub fn parquet_columns(path: &Path, names: &[&str]) -> Result<impl Iterator<Item = Result<RecordBatch, String>> + Send + use<>, String> {
+/// Batches of up to `batch_size` rows of one Parquet file holding only the
+/// columns in `names` that it has, in order.
+pub fn parquet_columns(
+    path: &Path,
+    names: &[&str],
+    batch_size: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch, String>> + Send + use<>, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let idx: Vec<usize> = b
@@ -34,7 +38,7 @@ pub fn parquet_columns(path: &Path, names: &[&str]) -> Result<impl Iterator<Item
     let mask = parquet::arrow::ProjectionMask::roots(b.parquet_schema(), idx);
     let r = b
         .with_projection(mask)
-        .with_batch_size(8192)
+        .with_batch_size(batch_size)
         .build()
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let shown = path.display().to_string();

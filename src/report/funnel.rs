@@ -6,8 +6,6 @@
 use super::{NodeView, cut, esc};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -163,25 +161,9 @@ pub fn examples(files: &[impl AsRef<Path>], expect: &BTreeMap<String, u64>) -> R
     let mut scanned = 0usize;
     for path in files {
         let path = path.as_ref();
-        let f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let wanted = ["id", "url", "text", "step", "reason"];
-        let idx: Vec<usize> = b
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| wanted.contains(&f.name().as_str()))
-            .map(|(i, _)| i)
-            .collect();
-        let mask = ProjectionMask::roots(b.parquet_schema(), idx);
-        let r = b
-            .with_projection(mask)
-            .with_batch_size(1024)
-            .build()
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let r = crate::io::table::parquet_columns(path, &["id", "url", "text", "step", "reason"], 1024)?;
         for batch in r {
-            let batch = batch.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let batch = batch?;
             for row in 0..batch.num_rows() {
                 let step = col_text(&batch, "step", row).unwrap_or_else(|| "?".into());
                 let v = out.entry(step).or_default();

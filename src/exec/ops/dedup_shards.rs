@@ -309,7 +309,7 @@ fn root_ids(ctx: &Ctx, inp: &DedupInput, names: &[String], roots: &[u32]) -> Res
             continue;
         }
         let mut row = 0usize;
-        for batch in parquet_columns(&f.path, &["id"])? {
+        for batch in parquet_columns(&f.path, &["id"], 8192)? {
             if ctx.cancel.load(Ordering::Relaxed) {
                 return Err(NodeError::Cancelled);
             }

@@ -316,6 +316,40 @@ fn a_plain_run_finishes_a_partly_sharded_node() {
 }
 
 #[test]
+fn a_plain_run_finishes_a_clustered_dedup_and_cluster_says_what_it_lacks() {
+    let Some(data) = common::shared_data() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: c\nworkdir: runs\nnodes:\n  docs:\n    op: read\n    path: {}/text/nltk-state_union/*.txt\n  dd:\n    op: dedup\n    input: docs\n    method: lines\n",
+        data.display()
+    );
+    let f = pipeline(d.path(), &yaml);
+    let f = f.to_str().unwrap();
+    let at = |wd: &str, args: &[&str]| {
+        let mut a = vec!["run", f, "--quiet", "--set", wd];
+        a.extend_from_slice(args);
+        kiln_in(d.path(), &a)
+    };
+    at("workdir=whole", &[]).ok();
+    at("workdir=runs", &["--until", "docs"]).ok();
+    let no_step = at("workdir=runs", &["--node", "docs", "--cluster"]);
+    assert_eq!(no_step.code, 2, "{}", no_step.stderr);
+    assert!(no_step.stderr.contains("no shard parts"), "{}", no_step.stderr);
+    at("workdir=runs", &["--node", "dd", "--shard", "1/2"]).ok();
+    let early = at("workdir=runs", &["--node", "dd", "--cluster"]);
+    assert_eq!(early.code, 1);
+    assert!(early.stderr.contains("shard part(s) 0 of 2 are not finished"), "{}", early.stderr);
+    at("workdir=runs", &["--node", "dd", "--shard", "0/2"]).ok();
+    at("workdir=runs", &["--node", "dd", "--cluster"]).ok();
+    // Round 2 has not started: a plain run filters both halves and joins them.
+    at("workdir=runs", &[]).ok();
+    let (got, want) = (manifest(&d.path().join("runs"), "dd"), manifest(&d.path().join("whole"), "dd"));
+    assert_eq!(got["parts"], 2);
+    assert_eq!(got["content_hash"], want["content_hash"]);
+    assert_eq!(got["stats"]["dedup"]["lines_removed"], want["stats"]["dedup"]["lines_removed"]);
+}
+
+#[test]
 fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     stops_cleanly_on("-INT");
 }

@@ -1,6 +1,6 @@
 //! Output of the look-at-a-pipeline commands: graph, status, inspect.
 
-use kiln::exec::node::{done_parts, existing_part_sets};
+use kiln::exec::node::{clusters, done_parts, done_second_parts, existing_part_sets};
 use kiln::exec::plan::{State, plan};
 use kiln::exec::report::human_bytes;
 use kiln::exec::store;
@@ -126,7 +126,13 @@ pub fn status_table(p: &Pipeline) -> String {
                 let sets = existing_part_sets(&p.workdir, &pl.id, &pl.fingerprint);
                 let progress: Vec<String> = sets
                     .iter()
-                    .map(|&n| format!("{}/{n} shards done", done_parts(&p.workdir, &pl.id, &pl.fingerprint, n).len()))
+                    .map(|&n| {
+                        let (w, fp) = (&p.workdir, &pl.fingerprint);
+                        match clusters(w, &pl.id, fp, n) {
+                            Some(_) => format!("clustered; {}/{n} round-2 shards done", done_second_parts(w, &pl.id, fp, n).len()),
+                            None => format!("{}/{n} shards done", done_parts(w, &pl.id, fp, n).len()),
+                        }
+                    })
                     .collect();
                 if progress.is_empty() {
                     detail

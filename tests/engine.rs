@@ -341,6 +341,8 @@ fn a_plain_run_finishes_a_clustered_dedup_and_cluster_says_what_it_lacks() {
     assert!(early.stderr.contains("shard part(s) 0 of 2 are not finished"), "{}", early.stderr);
     at("workdir=runs", &["--node", "dd", "--shard", "0/2"]).ok();
     at("workdir=runs", &["--node", "dd", "--cluster"]).ok();
+    let st = kiln_in(d.path(), &["status", f, "--set", "workdir=runs"]);
+    assert!(st.stdout.contains("clustered; 0/2 round-2 shards done"), "{}", st.stdout);
     // Round 2 has not started: a plain run filters both halves and joins them.
     at("workdir=runs", &[]).ok();
     let (got, want) = (manifest(&d.path().join("runs"), "dd"), manifest(&d.path().join("whole"), "dd"));

@@ -46,16 +46,16 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use std::path::PathBuf;
 
-/// The minhash settings (FILTERS.md, FineWeb's defaults in brackets).
+/// The minhash settings (FILTERS.md; FineWeb's default after each).
 #[derive(Debug, Clone, Copy)]
 pub struct MinhashConfig {
-    /// Words per shingle [5].
+    /// Words per shingle: 5.
     pub n_grams: usize,
-    /// LSH bands [14].
+    /// LSH bands: 14.
     pub bands: usize,
-    /// Hashes per band [8].
+    /// Hashes per band: 8.
     pub rows_per_band: usize,
-    /// Seed of the permutation coefficients [1].
+    /// Seed of the permutation coefficients: 1.
     pub hash_seed: u64,
 }
 

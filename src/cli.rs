@@ -1,6 +1,6 @@
 //! Output of the look-at-a-pipeline commands: graph, status, inspect.
 
-use kiln::exec::node::{clusters, done_parts, done_second_parts, existing_part_sets};
+use kiln::exec::node::{bucket_progress, clusters, done_parts, done_second_parts, existing_part_sets};
 use kiln::exec::plan::{State, plan};
 use kiln::exec::report::human_bytes;
 use kiln::exec::store;
@@ -9,8 +9,8 @@ use kiln::spec::Pipeline;
 use std::path::Path;
 
 /// Parses `i/N`.
-pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("--shard `{s}`: want i/N with 0 <= i < N, e.g. 0/3");
+pub fn parse_shard(s: &str, flag: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{flag} `{s}`: want i/N with 0 <= i < N, e.g. 0/3");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if n == 0 || i >= n {
@@ -130,7 +130,13 @@ pub fn status_table(p: &Pipeline) -> String {
                         let (w, fp) = (&p.workdir, &pl.fingerprint);
                         match clusters(w, &pl.id, fp, n) {
                             Some(_) => format!("clustered; {}/{n} round-2 shards done", done_second_parts(w, &pl.id, fp, n).len()),
-                            None => format!("{}/{n} shards done", done_parts(w, &pl.id, fp, n).len()),
+                            None => {
+                                let shards = format!("{}/{n} shards done", done_parts(w, &pl.id, fp, n).len());
+                                match bucket_progress(w, &pl.id, fp, n) {
+                                    Some((done, groups)) => format!("{shards}, {done}/{groups} bucket groups done"),
+                                    None => shards,
+                                }
+                            }
                         }
                     })
                     .collect();

@@ -67,6 +67,10 @@ enum Cmd {
         /// finished first-round parts, so that further --shard runs filter.
         #[arg(long, requires = "node", conflicts_with_all = ["shard", "merge"])]
         cluster: bool,
+        /// Between the shard rounds of a `minhash` dedup --node: the bucket
+        /// job for band group g of G (e.g. 0/4); --cluster then joins them.
+        #[arg(long, value_name = "g/G", requires = "node", conflicts_with_all = ["shard", "merge", "cluster"])]
+        bands: Option<String>,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -484,6 +488,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
             shard,
             merge,
             cluster,
+            bands,
             threads,
             executor,
             workers,
@@ -507,9 +512,12 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
             if node.is_some() {
                 exec.kind = ExecutorKind::Inline;
             }
-            let shard = match shard.as_deref().map(cli::parse_shard).transpose() {
-                Ok(s) => s,
-                Err(e) => {
+            let (shard, bands) = match (
+                shard.as_deref().map(|s| cli::parse_shard(s, "--shard")).transpose(),
+                bands.as_deref().map(|s| cli::parse_shard(s, "--bands")).transpose(),
+            ) {
+                (Ok(s), Ok(b)) => (s, b),
+                (Err(e), _) | (_, Err(e)) => {
                     eprintln!("error: {e}");
                     return Err(ExitCode::from(2));
                 }
@@ -538,6 +546,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, ExitCode> {
                 shard,
                 merge,
                 cluster,
+                bands,
                 executor: exec,
                 wait,
                 file: file.clone(),

@@ -30,6 +30,63 @@ pub fn second_part_dir(workdir: &Path, id: &str, fp: &str, i: u32, n: u32) -> Pa
     parts_root(workdir, id, fp, n).join("second").join(format!("part-{i:05}"))
 }
 
+/// Where bucket group `g` of `groups` of the set of `n` is kept.
+pub fn bucket_dir(workdir: &Path, id: &str, fp: &str, n: u32, g: u32, groups: u32) -> PathBuf {
+    parts_root(workdir, id, fp, n)
+        .join(format!("buckets-of-{groups}"))
+        .join(format!("group-{g:05}"))
+}
+
+/// The finished bucket groups of `groups` for the set of `n`.
+pub fn done_bucket_groups(workdir: &Path, id: &str, fp: &str, n: u32, groups: u32) -> Vec<u32> {
+    (0..groups)
+        .filter(|&g| store::load(&bucket_dir(workdir, id, fp, n, g, groups)).is_some())
+        .collect()
+}
+
+/// Bucket groups started for the set of `n`: `(done, groups)` of the
+/// largest set of groups, for `kiln status`.
+pub fn bucket_progress(workdir: &Path, id: &str, fp: &str, n: u32) -> Option<(usize, u32)> {
+    let rd = std::fs::read_dir(parts_root(workdir, id, fp, n)).ok()?;
+    let groups = rd
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("buckets-of-")
+                .and_then(|g| g.parse().ok())
+        })
+        .max()?;
+    Some((done_bucket_groups(workdir, id, fp, n, groups).len(), groups))
+}
+
+/// Every bucket group of a complete set for the set of `n` (the largest
+/// such set), or none.
+fn complete_buckets(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<Artifact> {
+    let Ok(rd) = std::fs::read_dir(parts_root(workdir, id, fp, n)) else {
+        return vec![];
+    };
+    let mut sets: Vec<u32> = rd
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("buckets-of-")
+                .and_then(|g| g.parse().ok())
+        })
+        .collect();
+    sets.sort();
+    for groups in sets.into_iter().rev() {
+        let found: Vec<Artifact> = (0..groups)
+            .filter_map(|g| store::load(&bucket_dir(workdir, id, fp, n, g, groups)).filter(|a| a.manifest.fingerprint == fp))
+            .collect();
+        if found.len() == groups as usize {
+            return found;
+        }
+    }
+    vec![]
+}
+
 /// The finished second-round parts of the set of `n`.
 pub fn done_second_parts(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<u32> {
     (0..n)
@@ -184,7 +241,11 @@ fn build_stage(
             m.shard = Some([i, n]);
             second_part_dir(w, id, fp, i, n)
         }
-        Stage::Cluster(parts) => cluster_dir(w, id, fp, parts.len() as u32),
+        Stage::Buckets(g, groups, parts) => {
+            m.shard = Some([g, groups]);
+            bucket_dir(w, id, fp, parts.len() as u32, g, groups)
+        }
+        Stage::Cluster(parts, _) => cluster_dir(w, id, fp, parts.len() as u32),
         Stage::Merge(parts) => {
             m.parts = parts.len() as u32;
             m.wall_time_s += parts.iter().map(|a| a.manifest.wall_time_s).sum::<f64>();
@@ -299,7 +360,39 @@ pub fn cluster(p: &Pipeline, pl: &Planned, node: &NodeSpec, n: u32, rep: &Report
         return Ok(c.manifest);
     }
     let parts = first_round(p, pl, node, n)?;
-    build_stage(p, pl, node, rep, cancel, Stage::Cluster(&parts))
+    let buckets = complete_buckets(&p.workdir, &node.id, &pl.fingerprint, n);
+    build_stage(p, pl, node, rep, cancel, Stage::Cluster(&parts, &buckets))
+}
+
+/// Bucket group `g` of `groups` of a node whose clustering splits
+/// ([`crate::spec::Op::bucket_bands`]): the pairs of its share of the bands,
+/// over all `n` first-round parts.
+#[allow(clippy::too_many_arguments)]
+pub fn buckets(
+    p: &Pipeline,
+    pl: &Planned,
+    node: &NodeSpec,
+    n: u32,
+    g: u32,
+    groups: u32,
+    rep: &Reporter,
+    cancel: &AtomicBool,
+) -> Result<Manifest, NodeError> {
+    let Some(bands) = node.op.bucket_bands() else {
+        return Err(NodeError::Failed(format!(
+            "node `{}` (op {}) has no bucket groups (only `dedup` by `minhash` has)",
+            node.id,
+            node.op.name()
+        )));
+    };
+    if groups > bands {
+        return Err(NodeError::Failed(format!(
+            "--bands {g}/{groups}: node `{}` has {bands} bands, so at most {bands} groups",
+            node.id
+        )));
+    }
+    let parts = first_round(p, pl, node, n)?;
+    build_stage(p, pl, node, rep, cancel, Stage::Buckets(g, groups, &parts))
 }
 
 /// Merges all `n` parts of a node into its artifact. Files are hard-linked

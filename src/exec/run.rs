@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub merge: bool,
     /// Cluster the finished first-round parts of a two-round `node`.
     pub cluster: bool,
+    /// Run the bucket job for band group `g` of `G` of a `minhash` `node`.
+    pub bands: Option<(u32, u32)>,
     /// Where the work runs: this process, local worker processes or Slurm.
     pub executor: ExecutorSpec,
     /// Slurm: follow the jobs until they end, then summarize.
@@ -55,6 +57,8 @@ pub enum Outcome {
     Part(u32, u32),
     /// A two-round node's `n` first-round parts were clustered.
     Clustered(u32),
+    /// Bucket group `g` of `G` was built.
+    Bands(u32, u32),
     /// Would run (dry run).
     WouldRun(Vec<String>),
     /// Failed with this message.
@@ -172,10 +176,14 @@ pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) ->
     if let (Some(id), Some((i, n))) = (&o.node, o.shard) {
         return run_shard(p, by_id[id.as_str()], i, n, rep, cancel, o.dry_run);
     }
-    if let (Some(id), true) = (&o.node, o.merge || o.cluster) {
+    if let (Some(id), true) = (&o.node, o.merge || o.cluster || o.bands.is_some()) {
         let pl = by_id[id.as_str()];
         let nd = p.node(id).ok_or_else(|| UsageError(format!("no node {id}")))?;
-        let flag = if o.cluster { "--cluster" } else { "--merge" };
+        let flag = match (o.cluster, o.bands) {
+            (true, _) => "--cluster",
+            (_, Some(_)) => "--bands",
+            _ => "--merge",
+        };
         // The set whose clusters are committed; else the largest complete
         // set of parts; else the largest set, whose merge names what is missing.
         let sets = existing_part_sets(&p.workdir, id, &pl.fingerprint);
@@ -193,14 +201,16 @@ pub fn run(p: &Pipeline, o: &RunOptions, rep: &Reporter, cancel: &AtomicBool) ->
             ))
         })?;
         let t0 = std::time::Instant::now();
-        let res = match o.cluster {
-            true => result_of(
+        let secs = || t0.elapsed().as_secs_f64();
+        let res = match (o.cluster, o.bands) {
+            (true, _) => result_of(id, node::cluster(p, pl, nd, n, rep, cancel), secs(), Outcome::Clustered(n)),
+            (_, Some((g, groups))) => result_of(
                 id,
-                node::cluster(p, pl, nd, n, rep, cancel),
-                t0.elapsed().as_secs_f64(),
-                Outcome::Clustered(n),
+                node::buckets(p, pl, nd, n, g, groups, rep, cancel),
+                secs(),
+                Outcome::Bands(g, groups),
             ),
-            false => result_of(id, node::merge(p, pl, nd, n, rep, cancel), t0.elapsed().as_secs_f64(), Outcome::Ran),
+            _ => result_of(id, node::merge(p, pl, nd, n, rep, cancel), secs(), Outcome::Ran),
         };
         report_node(rep, &res);
         return Ok(RunSummary { nodes: vec![res] });
@@ -418,6 +428,7 @@ fn outcome_word(o: &Outcome) -> String {
         Outcome::Cached => "cached".into(),
         Outcome::Part(i, n) => format!("part {i}/{n}"),
         Outcome::Clustered(n) => format!("clustered {n}"),
+        Outcome::Bands(g, n) => format!("bands {g}/{n}"),
         Outcome::WouldRun(_) => "would run".into(),
         Outcome::Failed(_) => "failed".into(),
         Outcome::Skipped => "skipped".into(),

@@ -108,6 +108,7 @@ pub fn collect(p: &Pipeline, summary: Option<&RunSummary>) -> Vec<NodeView> {
                 Some(Outcome::Cancelled) => Status::Cancelled,
                 Some(Outcome::Part(i, n)) => Status::Other(format!("part {i}/{n}")),
                 Some(Outcome::Clustered(n)) => Status::Other(format!("{n} parts clustered")),
+                Some(Outcome::Bands(g, n)) => Status::Other(format!("bucket group {g}/{n}")),
                 Some(Outcome::WouldRun(_)) => Status::Other("would run".into()),
                 Some(Outcome::Submitted(jobs)) => Status::Other(format!("submitted to Slurm: {jobs}")),
                 None => match &pl.state {

@@ -248,29 +248,32 @@ pub fn minhash_signature_files(
     Ok(sig_files)
 }
 
-/// Stages 2–3 of `minhash` from the band-key files of every input file
-/// (in input order, as [`minhash_signature_files`] numbers them): each
-/// document's root. The pair files go to the input's `work_dir`.
-pub fn minhash_clusters(
+/// Stage 2 of `minhash` for bands `bands` (all of them, or a bucket
+/// job's share): one pair file per band in `out`, from the band-key files
+/// of every input file (in input order, as [`minhash_signature_files`]
+/// numbers them). Sorts spill to the input's `work_dir`. Adds the pairs,
+/// spills and bytes to `stats`.
+pub fn band_pair_files(
     inp: &DedupInput,
     cfg: &MinhashConfig,
     sig_files: &[(PathBuf, u64)],
+    bands: Range<usize>,
+    out: &Path,
     stats: &mut DedupStats,
     hooks: &dyn Progress,
-) -> Result<Vec<u32>, DedupError> {
-    let n = check_count(inp)?;
-    stats.docs = n as u64;
+) -> Result<Vec<PathBuf>, DedupError> {
+    check_count(inp)?;
     check_signature_files(inp, cfg, sig_files)?;
     let dir = &inp.work_dir;
     // Every band may sort at once, so each gets an equal share of the budget.
-    let budget = sort_budget(inp.memory_bytes) / cfg.bands as u64;
-    let results: Vec<Result<(PathBuf, u64, SortStats), DedupError>> = (0..cfg.bands)
+    let budget = sort_budget(inp.memory_bytes) / bands.len().max(1) as u64;
+    let results: Vec<Result<(PathBuf, u64, SortStats), DedupError>> = bands
         .into_par_iter()
         .map(|b| {
             if hooks.cancelled() {
                 return Err(DedupError::Cancelled);
             }
-            let pairs = dir.join(format!("pairs-{b:03}.bin"));
+            let pairs = out.join(format!("pairs-{b:03}.bin"));
             let (count, s) = band_pairs(sig_files, cfg.bands, b, budget, dir, &pairs)?;
             Ok((pairs, count, s))
         })
@@ -287,9 +290,31 @@ pub fn minhash_clusters(
         "buckets: {} candidate pairs, {} spill runs, peak spill {} bytes",
         stats.candidate_pairs, stats.spill_runs, stats.peak_spill_bytes
     ));
-    let roots = cluster(n, &pair_files)?;
+    Ok(pair_files)
+}
+
+/// Stage 3 of `minhash`: each document's root from the pair files of every
+/// band; counts the components and duplicates into `stats`.
+pub fn roots_from_pairs(inp: &DedupInput, pair_files: &[PathBuf], stats: &mut DedupStats) -> Result<Vec<u32>, DedupError> {
+    let n = check_count(inp)?;
+    stats.docs = n as u64;
+    let roots = cluster(n, pair_files)?;
     stats.count_roots(&roots);
     Ok(roots)
+}
+
+/// Stages 2–3 of `minhash` from the band-key files of every input file
+/// (in input order, as [`minhash_signature_files`] numbers them): each
+/// document's root. The pair files go to the input's `work_dir`.
+pub fn minhash_clusters(
+    inp: &DedupInput,
+    cfg: &MinhashConfig,
+    sig_files: &[(PathBuf, u64)],
+    stats: &mut DedupStats,
+    hooks: &dyn Progress,
+) -> Result<Vec<u32>, DedupError> {
+    let pair_files = band_pair_files(inp, cfg, sig_files, 0..cfg.bands, &inp.work_dir, stats, hooks)?;
+    roots_from_pairs(inp, &pair_files, stats)
 }
 
 /// Checks that `sig_files` hold one record per document of each input

@@ -2,10 +2,11 @@
 //! an array of shard units plus a merge that waits for them, every other
 //! node as one whole job, each waiting for the jobs that build its inputs.
 //! A two-round node (`dedup`) runs a first array, a clustering job, a
-//! second array that filters with the clusters, then the merge.
+//! second array that filters with the clusters, then the merge; `minhash`
+//! runs its bucket sorts as an array over groups of bands before clustering.
 //! Finished parts are kept, so a second run submits only what is missing.
 
-use crate::exec::node::{clusters, done_parts, done_second_parts, existing_part_sets, remove_part_sets};
+use crate::exec::node::{clusters, done_bucket_groups, done_parts, done_second_parts, existing_part_sets, remove_part_sets};
 use crate::exec::plan::Planned;
 use crate::exec::run::Selection;
 use crate::spec::Pipeline;
@@ -24,6 +25,15 @@ pub enum JobKind {
         pending: Vec<u32>,
         /// The second round of a two-round node (after its clusters).
         second: bool,
+    },
+    /// Bucket groups `pending` of `groups` over the set of `n` (an array).
+    Buckets {
+        /// Shards in the first round's set.
+        n: u32,
+        /// Groups of bands.
+        groups: u32,
+        /// The groups still to build.
+        pending: Vec<u32>,
     },
     /// Cluster the `n` finished first-round parts of a two-round node.
     Cluster {
@@ -62,6 +72,7 @@ impl Job {
             JobKind::Shards { n, .. } => vec!["--node".into(), node, "--shard".into(), format!("{shard}/{n}")],
             JobKind::Merge { .. } => vec!["--node".into(), node, "--merge".into()],
             JobKind::Cluster { .. } => vec!["--node".into(), node, "--cluster".into()],
+            JobKind::Buckets { groups, .. } => vec!["--node".into(), node, "--bands".into(), format!("{shard}/{groups}")],
             JobKind::Whole { force: true } => vec!["--only".into(), node.clone(), "--force".into(), node],
             JobKind::Whole { force: false } => vec!["--only".into(), node],
         }
@@ -77,6 +88,7 @@ impl Job {
             }
             JobKind::Merge { n } => format!("{} merge of {n}", self.node),
             JobKind::Cluster { n } => format!("{} cluster of {n}", self.node),
+            JobKind::Buckets { groups, pending, .. } => format!("{} bucket groups {} of {groups}", self.node, index_list(pending)),
             JobKind::Whole { .. } => self.node.clone(),
         }
     }
@@ -90,14 +102,16 @@ impl Job {
             JobKind::Shards { second: true, .. } => format!("{}-r2-{shard}.log", self.node),
             JobKind::Merge { .. } => format!("{}-merge.log", self.node),
             JobKind::Cluster { .. } => format!("{}-cluster.log", self.node),
+            JobKind::Buckets { .. } => format!("{}-b-{shard}.log", self.node),
             JobKind::Whole { .. } => format!("{}.log", self.node),
         }
     }
 
-    /// The units this job runs: one per pending shard, else one.
+    /// The units this job runs: one per pending shard or bucket group,
+    /// else one.
     pub fn units(&self) -> Vec<Option<u32>> {
         match &self.kind {
-            JobKind::Shards { pending, .. } => pending.iter().map(|&i| Some(i)).collect(),
+            JobKind::Shards { pending, .. } | JobKind::Buckets { pending, .. } => pending.iter().map(|&i| Some(i)).collect(),
             _ => vec![None],
         }
     }
@@ -195,10 +209,29 @@ pub fn plan_jobs(p: &Pipeline, spec: &ExecutorSpec, plans: &[Planned], sel: &Sel
             vec![jobs.len() - 1]
         };
         let merge_deps = if two_rounds {
+            // `minhash`: one bucket job per group of bands, at most one group per band.
+            let cluster_deps = match node.op.bucket_bands() {
+                Some(bands) => {
+                    let groups = n.min(bands).max(1);
+                    let done = done_bucket_groups(&p.workdir, id, &pl.fingerprint, n, groups);
+                    let pending: Vec<u32> = (0..groups).filter(|g| !done.contains(g)).collect();
+                    if pending.is_empty() {
+                        merge_deps
+                    } else {
+                        jobs.push(Job {
+                            node: id.clone(),
+                            kind: JobKind::Buckets { n, groups, pending },
+                            deps: merge_deps,
+                        });
+                        vec![jobs.len() - 1]
+                    }
+                }
+                None => merge_deps,
+            };
             jobs.push(Job {
                 node: id.clone(),
                 kind: JobKind::Cluster { n },
-                deps: merge_deps,
+                deps: cluster_deps,
             });
             jobs.push(Job {
                 node: id.clone(),

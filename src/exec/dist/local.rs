@@ -106,6 +106,7 @@ pub fn run(
             let job = &jobs[r.job];
             let what = match (r.shard, &job.kind) {
                 (Some(s), JobKind::Shards { second: true, .. }) => format!("{} round-2 shard {s}", job.node),
+                (Some(s), JobKind::Buckets { .. }) => format!("{} bucket group {s}", job.node),
                 (Some(s), _) => format!("{} shard {s}", job.node),
                 (None, _) => job.label(),
             };

@@ -7,7 +7,7 @@
 
 use super::jobs::{Invocation, Job, JobKind, index_list};
 use super::log_tail;
-use crate::exec::node::{done_parts, done_second_parts};
+use crate::exec::node::{done_bucket_groups, done_parts, done_second_parts};
 use crate::exec::plan::{State, plan};
 use crate::exec::report::Reporter;
 use crate::exec::run::{Outcome, UsageError};
@@ -129,6 +129,7 @@ pub fn submit(p: &Pipeline, jobs: &[Job], inv: &Invocation, spec: &ExecutorSpec,
             JobKind::Shards { second: true, .. } => format!("{}-r2-shards", job.node),
             JobKind::Merge { .. } => format!("{}-merge", job.node),
             JobKind::Cluster { .. } => format!("{}-cluster", job.node),
+            JobKind::Buckets { .. } => format!("{}-buckets", job.node),
             JobKind::Whole { .. } => job.node.clone(),
         };
         let script = dir.join(format!("{k:02}-{stem}.sh"));
@@ -202,7 +203,7 @@ fn sbatch_args(job: &Job, r: &NodeResources, name: &str, cwd: &Path, log: &Path,
             args.push(format!("--{flag}={v}"));
         }
     }
-    if let JobKind::Shards { pending, .. } = &job.kind {
+    if let JobKind::Shards { pending, .. } | JobKind::Buckets { pending, .. } = &job.kind {
         args.push(format!("--array={}", index_list(pending)));
     }
     if !deps.is_empty() {
@@ -215,7 +216,7 @@ fn sbatch_args(job: &Job, r: &NodeResources, name: &str, cwd: &Path, log: &Path,
 }
 
 fn script_text(p: &Pipeline, job: &Job, inv: &Invocation, token_path: &Path, token: &str, workdir: &Path) -> String {
-    let shard = if matches!(job.kind, JobKind::Shards { .. }) {
+    let shard = if matches!(job.kind, JobKind::Shards { .. } | JobKind::Buckets { .. }) {
         "${SLURM_ARRAY_TASK_ID}"
     } else {
         ""
@@ -349,8 +350,16 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
         }
         let id = &sub.job_ids[k];
         let msg = match &job.kind {
-            JobKind::Shards { n, pending, second } => {
-                let done = finished(&job.node, *n, *second);
+            JobKind::Shards { pending, .. } | JobKind::Buckets { pending, .. } => {
+                let (done, n, what) = match job.kind {
+                    JobKind::Shards { n, second, .. } => (finished(&job.node, n, second), n, "shard(s)"),
+                    JobKind::Buckets { n, groups, .. } => (
+                        done_bucket_groups(&p.workdir, &job.node, &fps[&job.node].0, n, groups),
+                        groups,
+                        "bucket group(s)",
+                    ),
+                    _ => continue,
+                };
                 let missing: Vec<u32> = pending.iter().copied().filter(|i| !done.contains(i)).collect();
                 if missing.is_empty() {
                     continue; // the shards are fine; the merge says what failed
@@ -369,7 +378,7 @@ pub fn follow(p: &Pipeline, jobs: &[Job], sub: &Submission, rep: &Reporter, canc
                     })
                     .collect();
                 format!(
-                    "shard(s) {} of {n} did not finish ({}); `kiln run` again resubmits only those",
+                    "{what} {} of {n} did not finish ({}); `kiln run` again resubmits only those",
                     index_list(&missing),
                     why.join("; ")
                 )

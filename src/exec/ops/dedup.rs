@@ -88,8 +88,9 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams, range: Range<usize>) -> Result<Out
                 DedupMethod::Lines => shards::runs_part(ctx, &inp, &stages::LineKeys, range, schema),
             };
         }
-        Stage::Cluster(parts) => {
-            let (found, stats) = find(ctx, p, &inp, &cfg, parts)?;
+        Stage::Buckets(g, groups, parts) => return shards::buckets_part(ctx, &inp, &cfg, parts, g, groups, schema),
+        Stage::Cluster(parts, buckets) => {
+            let (found, stats) = find(ctx, p, &inp, &cfg, parts, buckets)?;
             return shards::clusters_part(ctx, &inp, &names, found, stats_json(p.method, &stats, inp.docs()), schema);
         }
         Stage::Second(_, _, clusters) => {
@@ -114,7 +115,7 @@ pub(super) fn run(ctx: &Ctx, p: &DedupParams, range: Range<usize>) -> Result<Out
     // Two passes over the input: hashing, then filtering; a merge has the
     // hashes already.
     ctx.bar.set_length(inp.docs() * if parts.is_empty() { 2 } else { 1 });
-    let (found, stats) = find(ctx, p, &inp, &cfg, parts)?;
+    let (found, stats) = find(ctx, p, &inp, &cfg, parts, &[])?;
     let sink = TableSink::start(ctx.out, 256 << 20);
     let filter = filter_found(ctx, p, &inp, &names, &found, all, 0, None, &sink)?;
     let table = sink.finish()?;
@@ -139,13 +140,15 @@ pub(super) enum Found {
     Lines(FrequentLines),
 }
 
-/// The first pass over the whole input, or over the first-round `parts`.
+/// The first pass over the whole input, or over the first-round `parts`
+/// (and, for `minhash`, the bucket groups' pairs when they were built).
 fn find(
     ctx: &Ctx,
     p: &DedupParams,
     inp: &DedupInput,
     cfg: &MinhashConfig,
     parts: &[Artifact],
+    buckets: &[Artifact],
 ) -> Result<(Found, stages::DedupStats), NodeError> {
     let hooks = EngineProgress(ctx);
     let in_merge = |e| shards::in_merge(ctx, e);
@@ -159,9 +162,15 @@ fn find(
             let (roots, stats) = stages::minhash(inp, cfg, &hooks).map_err(failed)?;
             (Found::Roots(roots), stats)
         }
-        DedupMethod::Minhash => {
+        DedupMethod::Minhash if buckets.is_empty() => {
             let (sigs, mut stats) = shards::part_signatures(ctx, inp, parts)?;
             let roots = stages::minhash_clusters(inp, cfg, &sigs, &mut stats, &hooks).map_err(in_merge)?;
+            (Found::Roots(roots), stats)
+        }
+        DedupMethod::Minhash => {
+            let (_, mut stats) = shards::part_signatures(ctx, inp, parts)?;
+            let pairs = shards::bucket_pairs(ctx, cfg, buckets, &mut stats)?;
+            let roots = stages::roots_from_pairs(inp, &pairs, &mut stats).map_err(in_merge)?;
             (Found::Roots(roots), stats)
         }
         DedupMethod::Lines => {

@@ -15,7 +15,10 @@
 //! 3. A second-round shard filters its slice with the clusters.
 //! 4. The merge joins the second-round parts.
 //!
-//! A merge straight after the first round does 2 and 3 in one process.
+//! A merge straight after the first round does 2 and 3 in one process. For
+//! `minhash`, the bucket sorts of step 2 can run first as jobs of their
+//! own, one per group of bands (`--bands g/G`, [`buckets_part`]);
+//! clustering then only joins their pairs.
 
 use super::dedup::{Found, failed, has_duplicates, id_of, opt_col};
 use super::{Ctx, EngineProgress, NodeError, Output, Stage};
@@ -35,10 +38,12 @@ use std::sync::atomic::Ordering;
 /// Says, for an error while merging parts, which command mends it.
 pub(super) fn in_merge(ctx: &Ctx, e: DedupError) -> NodeError {
     match failed(e) {
-        NodeError::Failed(m) if matches!(ctx.stage, Stage::Merge(_) | Stage::Cluster(_)) => NodeError::Failed(format!(
-            "merging the shard parts of `{}`: {m}; run the shard whose part holds it again (--node {} --shard i/N)",
-            ctx.node.id, ctx.node.id
-        )),
+        NodeError::Failed(m) if matches!(ctx.stage, Stage::Merge(_) | Stage::Cluster(..) | Stage::Buckets(..)) => {
+            NodeError::Failed(format!(
+                "merging the shard parts of `{}`: {m}; run the shard whose part holds it again (--node {} --shard i/N)",
+                ctx.node.id, ctx.node.id
+            ))
+        }
         e => e,
     }
 }
@@ -397,4 +402,113 @@ pub(super) fn load_clusters(
         at += 8 + len as usize;
     }
     Ok((Found::Roots(roots), first, ids))
+}
+
+/// A bucket job of `minhash`: the candidate pairs of bands group `g` of
+/// `groups` (`pairs-BBB.bin`, u32 document pairs), from every first-round
+/// part's band keys.
+pub(super) fn buckets_part(
+    ctx: &Ctx,
+    inp: &DedupInput,
+    cfg: &MinhashConfig,
+    parts: &[Artifact],
+    g: u32,
+    groups: u32,
+    schema: &[Column],
+) -> Result<Output, NodeError> {
+    let (sigs, _) = part_signatures(ctx, inp, parts)?;
+    let bands = crate::exec::node::shard_range(cfg.bands, g, groups);
+    let mut stats = stages::DedupStats::default();
+    let pairs =
+        stages::band_pair_files(inp, cfg, &sigs, bands.clone(), ctx.out, &mut stats, &EngineProgress(ctx)).map_err(|e| in_merge(ctx, e))?;
+    let names: Vec<String> = pairs
+        .iter()
+        .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        .collect();
+    ctx.log.line(format!("bands {bands:?}: {} candidate pairs", stats.candidate_pairs));
+    part_output(
+        ctx,
+        schema,
+        json!({ "dedup_buckets": {
+            "candidate_pairs": stats.candidate_pairs,
+            "spill_runs": stats.spill_runs,
+            "peak_spill_bytes": stats.peak_spill_bytes,
+            "bytes": stats.intermediate_bytes,
+        } }),
+        json!({ "bands": [bands.start, bands.end], "pairs": names, "candidate_pairs": stats.candidate_pairs }),
+    )
+}
+
+/// The pair files of every bucket group, checked to cover each band once
+/// and to hold the pairs they claim; their counts go into `stats`.
+pub(super) fn bucket_pairs(
+    ctx: &Ctx,
+    cfg: &MinhashConfig,
+    buckets: &[Artifact],
+    stats: &mut stages::DedupStats,
+) -> Result<Vec<PathBuf>, NodeError> {
+    let mut by_band: Vec<Option<PathBuf>> = vec![None; cfg.bands];
+    for a in buckets {
+        let bad = |what: &str| {
+            let group = a.manifest.shard.map_or("g/G".to_string(), |[g, n]| format!("{g}/{n}"));
+            NodeError::Failed(format!(
+                "bucket group {}: {what}; run it again (--node {} --bands {group})",
+                a.dir.display(),
+                ctx.node.id
+            ))
+        };
+        let e = &a.manifest.extra;
+        let (Some(lo), Some(hi), Some(list), Some(claimed)) = (
+            e["bands"][0].as_u64(),
+            e["bands"][1].as_u64(),
+            e["pairs"].as_array(),
+            e["candidate_pairs"].as_u64(),
+        ) else {
+            return Err(bad("no `bands`, `pairs` and `candidate_pairs` in its manifest"));
+        };
+        if hi as usize > cfg.bands || list.len() as u64 != hi.saturating_sub(lo) {
+            return Err(bad(&format!(
+                "bands {lo}..{hi} with {} pair files for {} bands",
+                list.len(),
+                cfg.bands
+            )));
+        }
+        let mut bytes = 0u64;
+        for (b, name) in (lo as usize..hi as usize).zip(list) {
+            let path = a
+                .dir
+                .join(name.as_str().ok_or_else(|| bad(&format!("a malformed pair file {name}")))?);
+            bytes += std::fs::metadata(&path)
+                .map_err(|err| bad(&format!("cannot read {}: {err}", path.display())))?
+                .len();
+            if by_band[b].replace(path).is_some() {
+                return Err(bad(&format!("band {b} is in two bucket groups")));
+            }
+        }
+        if bytes != claimed * 8 {
+            return Err(bad(&format!(
+                "its pair files hold {bytes} bytes, not the {claimed} pairs of 8 bytes it wrote"
+            )));
+        }
+        let s = &a.manifest.stats["dedup_buckets"];
+        stats.candidate_pairs += claimed;
+        stats.spill_runs += s["spill_runs"].as_u64().unwrap_or(0);
+        stats.peak_spill_bytes += s["peak_spill_bytes"].as_u64().unwrap_or(0);
+        stats.intermediate_bytes += s["bytes"].as_u64().unwrap_or(0);
+    }
+    let missing: Vec<String> = by_band
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.is_none())
+        .map(|(b, _)| b.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(NodeError::Failed(format!(
+            "the bucket groups of `{}` lack bands {}; run its bucket jobs again (--node {} --bands g/G)",
+            ctx.node.id,
+            missing.join(", "),
+            ctx.node.id
+        )));
+    }
+    Ok(by_band.into_iter().flatten().collect())
 }

@@ -87,9 +87,13 @@ pub enum Stage<'a> {
     /// The merge: the op again with every first-round part in hand, into
     /// the artifact.
     Merge(&'a [Artifact]),
-    /// Between the rounds: the computation over every first-round part,
-    /// kept for the second round (`dedup`'s clusters).
-    Cluster(&'a [Artifact]),
+    /// Between the rounds, optional: bucket group `g` of `groups` over every
+    /// first-round part (`minhash`'s pairs of its share of the bands).
+    Buckets(u32, u32, &'a [Artifact]),
+    /// Between the rounds: the computation over every first-round part (and
+    /// the bucket groups, when all were built), kept for the second round
+    /// (`dedup`'s clusters).
+    Cluster(&'a [Artifact], &'a [Artifact]),
     /// Shard `i` of `n` of the second round, with the result of `Cluster`
     /// in hand, into a second-round part.
     Second(u32, u32, &'a Artifact),

@@ -463,6 +463,15 @@ impl Op {
         }
     }
 
+    /// The LSH bands of an op whose clustering can be split into bucket
+    /// jobs over groups of bands (`dedup` by `minhash`).
+    pub fn bucket_bands(&self) -> Option<u32> {
+        match self {
+            Op::Dedup(p) if p.method == DedupMethod::Minhash => Some(p.bands),
+            _ => None,
+        }
+    }
+
     /// Whether merging this op's shard parts is a computation over them
     /// (the op runs again with the parts in hand) rather than joining
     /// their files.

@@ -44,25 +44,9 @@ pub fn done_bucket_groups(workdir: &Path, id: &str, fp: &str, n: u32, groups: u3
         .collect()
 }
 
-/// Bucket groups started for the set of `n`: `(done, groups)` of the
-/// largest set of groups, for `kiln status`.
-pub fn bucket_progress(workdir: &Path, id: &str, fp: &str, n: u32) -> Option<(usize, u32)> {
-    let rd = std::fs::read_dir(parts_root(workdir, id, fp, n)).ok()?;
-    let groups = rd
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("buckets-of-")
-                .and_then(|g| g.parse().ok())
-        })
-        .max()?;
-    Some((done_bucket_groups(workdir, id, fp, n, groups).len(), groups))
-}
-
-/// Every bucket group of a complete set for the set of `n` (the largest
-/// such set), or none.
-fn complete_buckets(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<Artifact> {
+/// The group counts for which bucket groups of the set of `n` exist, in
+/// increasing order.
+fn bucket_sets(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<u32> {
     let Ok(rd) = std::fs::read_dir(parts_root(workdir, id, fp, n)) else {
         return vec![];
     };
@@ -76,7 +60,20 @@ fn complete_buckets(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<Artifact>
         })
         .collect();
     sets.sort();
-    for groups in sets.into_iter().rev() {
+    sets
+}
+
+/// Bucket groups started for the set of `n`: `(done, groups)` of the
+/// largest set of groups, for `kiln status`.
+pub fn bucket_progress(workdir: &Path, id: &str, fp: &str, n: u32) -> Option<(usize, u32)> {
+    let groups = *bucket_sets(workdir, id, fp, n).last()?;
+    Some((done_bucket_groups(workdir, id, fp, n, groups).len(), groups))
+}
+
+/// Every bucket group of a complete set for the set of `n` (the largest
+/// such set), or none.
+fn complete_buckets(workdir: &Path, id: &str, fp: &str, n: u32) -> Vec<Artifact> {
+    for groups in bucket_sets(workdir, id, fp, n).into_iter().rev() {
         let found: Vec<Artifact> = (0..groups)
             .filter_map(|g| store::load(&bucket_dir(workdir, id, fp, n, g, groups)).filter(|a| a.manifest.fingerprint == fp))
             .collect();

@@ -258,6 +258,20 @@ fn clean_shards_job(workdir: &Path) -> Option<String> {
         .map(|(id, _)| id)
 }
 
+/// Everything the Slurm tasks of clean shard `shard` wrote, over all submissions.
+fn shard_log(workdir: &Path, shard: &str) -> String {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(workdir.join(".slurm"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|d| std::fs::read_to_string(d.join(format!("clean-{shard}.log"))).ok())
+        .collect()
+}
+
 const SLURM: [&str; 6] = ["--executor", "slurm", "--wait", "--set", "executor.tasks=4", "--quiet"];
 
 #[test]
@@ -371,19 +385,30 @@ fn a_slurm_task_warned_before_its_time_limit_stops_and_requeues_itself() {
         return;
     }
     // Generated documents: enough that a debug build spends seconds per shard.
+    // Four input files, so `docs` runs as two shards whose Parquet files
+    // give each clean shard input of its own (one file would leave clean's
+    // shard 0 empty: it ends at once, and the warning finds no task).
     let d = tempfile::tempdir().unwrap();
-    let words = [
-        "river", "stone", "cloud", "tree", "house", "light", "water", "green", "north", "field",
-    ];
-    let mut text = String::new();
-    for i in 0..60_000usize {
-        let doc: Vec<&str> = (0..40).map(|k| words[(i * 7 + k * k * 3 + k * i / 5) % words.len()]).collect();
-        text.push_str(&format!("{{\"id\": \"{i}\", \"text\": \"{}.\"}}\n", doc.join(" ")));
+    let syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "we", "zu", "pe", "do"];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize
+    };
+    std::fs::create_dir(d.path().join("docs")).unwrap();
+    for f in 0..4 {
+        let mut text = String::new();
+        for i in f * 15_000..(f + 1) * 15_000usize {
+            let doc: Vec<String> = (0..40)
+                .map(|_| (0..3).map(|_| syllables[next() % syllables.len()]).collect())
+                .collect();
+            text.push_str(&format!("{{\"id\": \"{i}\", \"text\": \"{}.\"}}\n", doc.join(" ")));
+        }
+        std::fs::write(d.path().join(format!("docs/{f}.jsonl")), text).unwrap();
     }
-    std::fs::write(d.path().join("docs.jsonl"), text).unwrap();
     let f = pipeline(
         d.path(),
-        "name: requeue\nnodes:\n  docs:\n    op: read\n    path: docs.jsonl\n    batch_bytes: 262144\n    shard_bytes: 4194304\n  clean:\n    op: clean\n    input: docs\n    steps: [gopher_repetition]\n",
+        "name: requeue\nnodes:\n  docs:\n    op: read\n    path: docs\n    batch_bytes: 262144\n  clean:\n    op: clean\n    input: docs\n    steps: [gopher_repetition]\n",
     );
     let f = f.to_str().unwrap();
     kiln_in(d.path(), &["run", f, "--quiet", "--set", "workdir=inline"]).ok();
@@ -414,9 +439,12 @@ fn a_slurm_task_warned_before_its_time_limit_stops_and_requeues_itself() {
                 .args(["-h", "-r", "-j", &id, "-o", "%i|%T"])
                 .output()
                 .unwrap();
+            // A task whose kiln has printed its table is done though Slurm
+            // may still list it: warning it would test nothing.
             let running = String::from_utf8_lossy(&q.stdout)
                 .lines()
-                .find_map(|l| l.strip_suffix("|RUNNING").map(String::from));
+                .filter_map(|l| l.strip_suffix("|RUNNING").map(String::from))
+                .find(|t| !shard_log(&wd, t.rsplit('_').next().unwrap()).contains(" part "));
             // The task may end, or its batch step not have started yet,
             // between squeue and scancel: then try again.
             if let Some(task) = running
@@ -433,15 +461,11 @@ fn a_slurm_task_warned_before_its_time_limit_stops_and_requeues_itself() {
     }
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let files = manifest(&wd, "docs")["files"].as_array().map_or(0, Vec::len);
+    assert!(files >= 2, "docs must give each clean shard a file: {files}\n{stdout}\n{stderr}");
     let task = warned.expect("never saw a clean shard running");
     let shard = task.rsplit('_').next().unwrap();
-    let log = std::fs::read_dir(wd.join(".slurm"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join(format!("clean-{shard}.log")))
-        .find(|p| p.exists())
-        .unwrap();
-    let log = std::fs::read_to_string(log).unwrap();
+    let log = shard_log(&wd, shard);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -6,8 +6,10 @@
 #   - `dd` in one process;
 #   - SHARDS first-round shard processes one after another, then the merge
 #     that clusters and filters in one process (`merge-1pass`);
-#   - SHARDS first-round shards, `--cluster`, SHARDS second-round (filter)
-#     shards, and the merge that joins their parts.
+#   - SHARDS first-round shards, for `minhash` SHARDS bucket jobs over
+#     groups of bands (`--bands g/SHARDS`), `--cluster`, SHARDS second-round
+#     (filter) shards, and the merge that joins their parts: what the
+#     local and Slurm executors run.
 #  Each process is timed with /usr/bin/time -v (wall seconds, peak RSS).
 #  Prints one line per process.
 #
@@ -62,6 +64,11 @@ for run in $(seq 1 "$RUNS"); do
   for i in $(seq 0 $((SHARDS - 1))); do
     timed "shard $i" --node dd --shard "$i/$SHARDS"
   done
+  if [ "$METHOD" = minhash ]; then
+    for g in $(seq 0 $((SHARDS - 1))); do
+      timed "bands $g" --node dd --bands "$g/$SHARDS"
+    done
+  fi
   timed cluster --node dd --cluster
   for i in $(seq 0 $((SHARDS - 1))); do
     timed "filter $i" --node dd --shard "$i/$SHARDS"

@@ -233,9 +233,11 @@ set -u
 if [ -n "${{SLURM_ARRAY_JOB_ID:-}}" ]; then me="${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"; else me="${{SLURM_JOB_ID}}"; fi
 # USR1 (--signal=B:USR1@N) warns this shell before the time limit: stop kiln,
 # then put the task back in the queue to start again. Set first, so a warning
-# that comes early cannot kill the shell instead.
+# that comes early cannot kill the shell instead. A warning after kiln has
+# ended changes nothing: its result stands (a requeue would redo the work).
 child=""
-trap 'echo "kiln: time limit near, requeueing $me" >&2; if [ -n "$child" ]; then kill -TERM $child 2>/dev/null; wait $child; fi; scontrol requeue "$me"; exit 0' USR1
+ended=""
+trap 'if [ -n "$ended" ]; then exit $rc; fi; echo "kiln: time limit near, requeueing $me" >&2; if [ -n "$child" ]; then kill -TERM $child 2>/dev/null; wait $child; fi; scontrol requeue "$me"; exit 0' USR1
 # The workdir must be shared: this job has to see the token its submitter wrote.
 if [ "$(cat {token_path} 2>/dev/null)" != "{token}" ]; then
   echo "kiln: this node ($(hostname)) does not see {token_path}: the workdir {workdir} must be on a filesystem every node shares" >&2
@@ -250,6 +252,7 @@ trap '' TERM
 wait $child
 rc=$?
 while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
+ended=1
 exit $rc
 "#,
         name = p.name,

@@ -18,7 +18,8 @@
 //!    are dropped as `favor` asks.
 //!
 //! Before parsing, [`strip`] removes comments and script, style, svg and
-//! similar elements at the byte level: half of a real page, never read.
+//! similar elements at the byte level, and the attributes nothing here
+//! reads: most of a real page, never read.
 //!
 //! Bad input: text that looks binary is rejected before parsing; input
 //! longer than `max_html_bytes` is cut (at a character boundary) before
@@ -67,7 +68,7 @@ pub struct ExtractParams {
     pub include_tables: bool,
     /// Wall-clock budget per page in milliseconds, parsing included; 0 = none. Default 1000.
     pub time_budget_ms: u64,
-    /// Input beyond this many bytes, counted after comments and scripts are stripped, is cut
+    /// Input beyond this many bytes, counted after the strip pre-pass (comments, scripts, unread attributes), is cut
     /// off before parsing (the parser itself cannot be interrupted, so this bounds its time).
     /// Default 4 MiB.
     pub max_html_bytes: usize,

@@ -2,9 +2,9 @@
 //! html5ever sees the page: comments, and script, style, noscript, svg and
 //! math elements whole (48% of the bytes of the 990 trafilatura pages),
 //! then the attributes of the remaining start tags that nothing reads
-//! (64% of what is left). html5ever tokenizes one character at a time,
-//! allocates every attribute and builds a node for every svg path, so the
-//! parse is the cost it saves.
+//! (37% of what is left, `benches/strip_share.py`). html5ever tokenizes
+//! one character at a time, allocates every attribute and builds a node
+//! for every svg path, so the parse is the cost it saves.
 //!
 //! The walk in [`super::dom`] skips those elements and their subtrees
 //! anyway and never emits a space for them, so removing them leaves the
@@ -34,6 +34,8 @@ pub(super) fn strip(html: &str) -> Cow<'_, str> {
     // `html[copied..]` is what has not been copied to `out` yet.
     let mut copied = 0;
     let mut i = 0;
+    // The attributes to drop from one start tag (reused: most tags have some).
+    let mut spans = Vec::new();
     // Bytes that svg/math scans may read. A scan that finds the element left
     // open is read again from the next start tag inside it, so 100k unclosed
     // `<svg>`s before a `<div>` would be quadratic; past the budget, svg and
@@ -75,7 +77,8 @@ pub(super) fn strip(html: &str) -> Cow<'_, str> {
                 None => i = tag_end,
             }
         } else {
-            for span in unread_attributes(b, name_end, tag_end) {
+            unread_attributes(b, name_end, tag_end, &mut spans);
+            for span in spans.drain(..) {
                 out.push_str(&html[copied..span.start]);
                 copied = span.end;
             }
@@ -100,7 +103,7 @@ pub(super) fn strip(html: &str) -> Cow<'_, str> {
 /// that change how html5ever builds the tree (`type` of a hidden input in
 /// a table, `color`/`face`/`size` of a `<font>` in foreign content,
 /// `encoding` of `<annotation-xml>`). Every other attribute (href, src,
-/// srcset, data-*, aria-*, on*...) is dropped: they are 64% of the bytes
+/// srcset, data-*, aria-*, on*...) is dropped: they are 37% of the bytes
 /// left after the elements above on the 990 trafilatura pages, and html5ever
 /// allocates every one.
 const KEPT_ATTRIBUTES: [&[u8]; 14] = [
@@ -120,22 +123,19 @@ const KEPT_ATTRIBUTES: [&[u8]; 14] = [
     b"encoding",
 ];
 
-fn is_space(c: u8) -> bool {
-    matches!(c, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
-}
-
-/// The byte ranges of the attributes not in [`KEPT_ATTRIBUTES`] in the start
-/// tag whose name ends at `from` and which [`start_tag_end`] ends at `end`,
-/// each from its name to the end of its value. The walk follows the
-/// tokenizer's attribute states (§13.2.5.32–39); a tag it ends elsewhere
-/// than `end`, or an unquoted value ending in `/` (dropping it would make
-/// the tag self-closing), keeps every attribute.
-fn unread_attributes(b: &[u8], from: usize, end: usize) -> Vec<std::ops::Range<usize>> {
-    let mut spans = Vec::new();
+/// Sets `spans` to the byte ranges of the attributes not in
+/// [`KEPT_ATTRIBUTES`] in the start tag whose name ends at `from` and which
+/// [`start_tag_end`] ends at `end`, each from its name to the end of its
+/// value. The walk follows the tokenizer's attribute states
+/// (§13.2.5.32–39; its whitespace is `u8::is_ascii_whitespace`); a tag it
+/// ends elsewhere than `end`, or an unquoted value ending in `/` (dropping
+/// it would make the tag self-closing), keeps every attribute.
+fn unread_attributes(b: &[u8], from: usize, end: usize, spans: &mut Vec<std::ops::Range<usize>>) {
+    spans.clear();
     let mut j = from;
     loop {
         // Before attribute name: whitespace and stray solidi are skipped.
-        while j < end && (is_space(b[j]) || (b[j] == b'/' && b.get(j + 1) != Some(&b'>'))) {
+        while j < end && (b[j].is_ascii_whitespace() || (b[j] == b'/' && b.get(j + 1) != Some(&b'>'))) {
             j += 1;
         }
         if j >= end || b[j] == b'>' || b[j] == b'/' {
@@ -144,33 +144,33 @@ fn unread_attributes(b: &[u8], from: usize, end: usize) -> Vec<std::ops::Range<u
         let start = j;
         // A name may begin with `=`; then runs to whitespace, `/`, `>` or `=`.
         j += 1;
-        while j < end && !is_space(b[j]) && !matches!(b[j], b'/' | b'>' | b'=') {
+        while j < end && !b[j].is_ascii_whitespace() && !matches!(b[j], b'/' | b'>' | b'=') {
             j += 1;
         }
         let name = &b[start..j];
         let mut k = j;
-        while k < end && is_space(b[k]) {
+        while k < end && b[k].is_ascii_whitespace() {
             k += 1;
         }
         let mut value_end = j;
         if b.get(k) == Some(&b'=') {
             k += 1;
-            while k < end && is_space(b[k]) {
+            while k < end && b[k].is_ascii_whitespace() {
                 k += 1;
             }
             match b.get(k) {
-                Some(&q) if q == b'"' || q == b'\'' => match memchr(q, &b[k + 1..end.min(b.len())]) {
+                Some(&q) if q == b'"' || q == b'\'' => match memchr(q, &b[k + 1..end]) {
                     Some(p) => value_end = k + 1 + p + 1,
-                    None => return vec![],
+                    None => return spans.clear(),
                 },
                 Some(b'>') => value_end = k,
                 _ => {
                     let mut v = k;
-                    while v < end && !is_space(b[v]) && b[v] != b'>' {
+                    while v < end && !b[v].is_ascii_whitespace() && b[v] != b'>' {
                         v += 1;
                     }
                     if v > k && b[v - 1] == b'/' {
-                        return vec![];
+                        return spans.clear();
                     }
                     value_end = v;
                 }
@@ -182,9 +182,8 @@ fn unread_attributes(b: &[u8], from: usize, end: usize) -> Vec<std::ops::Range<u
         }
     }
     if j + 1 != end && !(j + 2 == end && b[j] == b'/') {
-        return vec![];
+        spans.clear();
     }
-    spans
 }
 
 /// Where a tag name ends (§13.2.5.8: whitespace, `/` or `>`).

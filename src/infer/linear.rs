@@ -277,8 +277,11 @@ mod avx512 {
     /// `r * row_step` values in, its 16-value blocks `block` values apart.
     #[derive(Clone, Copy)]
     pub struct Tile {
+        /// Weight rows in the tile: 1 or 4.
         pub rows: usize,
+        /// Values from one row's start to the next's.
         pub row_step: usize,
+        /// Values from one 16-value block of a row to its next.
         pub block: usize,
     }
 

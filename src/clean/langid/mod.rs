@@ -206,12 +206,15 @@ impl LangId {
         // lingua's models and the trigram table load side by side: together
         // they are most of a `clean` node's start (0.26 s on one core).
         // A scoped thread, not rayon: see `Trigrams::load`.
-        let want_table = p.high_accuracy && p.shortlist;
-        let (detector, table) = std::thread::scope(|s| {
-            let table = s.spawn(|| want_table.then(trigram_table));
-            let detector = b.build();
-            (detector, table.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-        });
+        let (detector, table) = if p.high_accuracy && p.shortlist {
+            std::thread::scope(|s| {
+                let table = s.spawn(trigram_table);
+                let detector = b.build();
+                (detector, Some(table.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
+            })
+        } else {
+            (b.build(), None)
+        };
         let shortlist = if let Some(t) = table {
             let t = t?;
             let langs = if langs.is_empty() { t.langs.clone() } else { langs };

@@ -1,17 +1,18 @@
 //! Pass 1: the parsed tree → an element table and a list of text blocks.
 //!
-//! One iterative walk (ego_tree's `traverse` yields open/close edges from a
-//! loop, never recursion). Elements without visible text (script, style,
-//! svg, inputs...) are skipped whole. Every block-level element, `<br>`, and
-//! inline element carrying a boilerplate hint (`<span class="date">`) ends a
-//! line, so the selection pass can keep or drop it on its own; inline text
-//! within a line is concatenated with whitespace runs collapsed to one space,
-//! as a browser renders it.
+//! One iterative walk over the arena [`tree`](super::tree) builds (a loop
+//! over first-child / next-sibling / parent links, never recursion). Elements
+//! without visible text (script, style, svg, inputs...) are skipped whole.
+//! Every block-level element, `<br>`, and inline element carrying a
+//! boilerplate hint (`<span class="date">`) ends a line, so the selection
+//! pass can keep or drop it on its own; inline text within a line is
+//! concatenated with whitespace runs collapsed to one space, as a browser
+//! renders it.
 
-use super::patterns::{self, MAIN, NEG, Tag};
+use super::patterns::{MAIN, NEG, Tag};
+use super::tree::{Data, Dom, NONE};
 use super::{Budget, ExtractParams};
 use crate::clean::Reason;
-use scraper::{ElementRef, Html, Node};
 
 /// One element that survived the walk. Row 0 is the document itself.
 #[derive(Debug, Clone, Copy)]
@@ -142,17 +143,17 @@ impl Walker {
 }
 
 impl Walker {
-    /// Opens one node; returns whether it became an open element to descend into.
-    fn open(&mut self, node: &Node, p: &ExtractParams, buf: &mut String, title: impl FnOnce() -> String) -> bool {
-        let e = match node {
-            Node::Element(e) => e,
-            Node::Text(t) => {
+    /// Opens node `id`; returns whether it became an open element to descend into.
+    fn open(&mut self, dom: &Dom, id: u32, p: &ExtractParams) -> bool {
+        let e = match &dom.nodes[id as usize].data {
+            Data::Element(e) => e,
+            Data::Text(t) => {
                 self.push_text(t);
                 return false;
             }
             _ => return false,
         };
-        let mut tag = patterns::tag_of(e.name());
+        let mut tag = e.tag;
         if tag == Tag::Table && !p.include_tables {
             tag = Tag::Drop;
         }
@@ -160,14 +161,13 @@ impl Walker {
             Tag::Drop => return false,
             Tag::Title => {
                 if self.page.title_tag.is_none() {
-                    self.page.title_tag = Some(title());
+                    self.page.title_tag = Some(dom.text_of(id));
                 }
                 return false;
             }
             Tag::Meta => {
-                let prop = e.attr("property").or_else(|| e.attr("name")).unwrap_or("");
-                if self.page.og_title.is_none() && prop.eq_ignore_ascii_case("og:title") {
-                    self.page.og_title = Some(e.attr("content").unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" "));
+                if self.page.og_title.is_none() {
+                    self.page.og_title = e.og_title.as_deref().map(str::to_string);
                 }
                 return false;
             }
@@ -177,7 +177,7 @@ impl Walker {
             }
             _ => {}
         }
-        let mut flags = patterns::attr_flags(e, buf);
+        let mut flags = e.flags;
         flags |= match tag {
             Tag::Nav | Tag::Aside | Tag::Footer | Tag::Address | Tag::Time | Tag::Form | Tag::Figcaption => NEG,
             // A page header is chrome; an article's header holds its headline.
@@ -225,7 +225,7 @@ impl Walker {
 ///
 /// The walk is a loop over first-child / next-sibling / parent links (no
 /// recursion); subtrees without visible text are skipped without a visit.
-pub(super) fn walk(doc: &Html, p: &ExtractParams, budget: &mut Budget) -> Result<Page, Reason> {
+pub(super) fn walk(dom: &Dom, p: &ExtractParams, budget: &mut Budget) -> Result<Page, Reason> {
     let mut w = Walker {
         page: Page {
             els: vec![El {
@@ -248,20 +248,15 @@ pub(super) fn walk(doc: &Html, p: &ExtractParams, budget: &mut Budget) -> Result
         link_chars: 0,
         space: false,
     };
-    let mut buf = String::new();
-    let root = doc.tree.root();
-    let Some(mut node) = root.first_child() else {
+    let mut node = dom.nodes[0].first;
+    if node == NONE {
         return Ok(w.page);
-    };
+    }
     'walk: loop {
         budget.tick()?;
-        let title = || {
-            ElementRef::wrap(node)
-                .map(|e| e.text().flat_map(str::split_whitespace).collect::<Vec<_>>().join(" "))
-                .unwrap_or_default()
-        };
-        if w.open(node.value(), p, &mut buf, title) {
-            if let Some(c) = node.first_child() {
+        if w.open(dom, node, p) {
+            let c = dom.nodes[node as usize].first;
+            if c != NONE {
                 node = c;
                 continue;
             }
@@ -269,12 +264,13 @@ pub(super) fn walk(doc: &Html, p: &ExtractParams, budget: &mut Budget) -> Result
         }
         // Done with `node`'s subtree: on to its next sibling, closing ancestors on the way up.
         loop {
-            if let Some(s) = node.next_sibling() {
-                node = s;
+            let n = &dom.nodes[node as usize];
+            if n.next != NONE {
+                node = n.next;
                 break;
             }
-            match node.parent() {
-                Some(up) if up.id() != root.id() => {
+            match n.parent {
+                up if up != 0 && up != NONE => {
                     node = up;
                     w.close();
                 }

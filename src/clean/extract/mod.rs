@@ -1,10 +1,10 @@
 //! `extract`: HTML → main text and title.
 //!
-//! The page is parsed with html5ever (through `scraper`), then handled in
+//! The page is parsed with html5ever into [`tree`]'s arena, then handled in
 //! three passes over flat arrays, never a recursive walk (pages nest 100k
 //! deep in the wild and in our tests):
 //!
-//! 1. [`dom`] walks the tree once (ego_tree's iterative `traverse`) into an
+//! 1. [`dom`] walks the tree once (iteratively, over sibling links) into an
 //!    element table (parent, tag, boilerplate hints from id/class/role) and
 //!    text blocks: each block-level element, `<br>` and flagged inline
 //!    element ends a line; inline text is joined with whitespace collapsed.
@@ -38,6 +38,7 @@ mod select;
 mod strip;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 pub use decode::decode_html;
 
@@ -101,6 +102,13 @@ pub fn extract(html: &str, p: &ExtractParams) -> Result<Extracted, Reason> {
     extract_page(html, p, true)
 }
 
+/// Parses `html` into the tree [`extract`] walks and returns its node count, nothing
+/// more: the parsing-only ceiling `benches/extract.rs` sets next to full extraction.
+#[doc(hidden)]
+pub fn parse_only(html: &str) -> usize {
+    tree::Dom::parse(html).nodes.len()
+}
+
 /// [`extract`], with the [`strip`] pre-pass optional so that tests can show it changes nothing.
 fn extract_page(html: &str, p: &ExtractParams, strip_first: bool) -> Result<Extracted, Reason> {
     let mut budget = Budget::new(p.time_budget_ms);
@@ -115,10 +123,10 @@ fn extract_page(html: &str, p: &ExtractParams, strip_first: bool) -> Result<Extr
             "extract_too_deep: ~{deepest} nested elements; parsing would scan the open-element stack over {MAX_PARSE_COST} times"
         ));
     }
-    let doc = scraper::Html::parse_document(html);
+    let doc = tree::Dom::parse(html);
     budget.check_now()?;
     let page = dom::walk(&doc, p, &mut budget)?;
-    // The tree is no longer needed; ego_tree frees it from a Vec, without recursion.
+    // The tree is no longer needed; it is freed from a Vec, without recursion.
     drop(doc);
     let kept = select::select(&page, p, &mut budget)?;
     let text = select::assemble(&page, &kept, p);

@@ -205,12 +205,12 @@ fn deep_nesting_is_walked_iteratively() {
         "<span>".repeat(depth),
         "</span>".repeat(depth)
     );
-    let doc = scraper::Html::parse_document(&html);
+    let doc = super::tree::Dom::parse(&html);
     let mut deepest = 0;
-    let mut node = doc.tree.root();
-    while let Some(c) = node.last_child() {
+    let mut node = 0;
+    while doc.nodes[node as usize].last != super::tree::NONE {
         deepest += 1;
-        node = c;
+        node = doc.nodes[node as usize].last;
     }
     assert!(deepest > depth, "html5ever kept {deepest} levels");
     drop(doc);

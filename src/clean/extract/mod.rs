@@ -32,6 +32,7 @@
 mod decode;
 mod dom;
 pub mod eval;
+mod lexer;
 mod nesting;
 mod patterns;
 mod select;
@@ -117,13 +118,9 @@ fn extract_page(html: &str, p: &ExtractParams, strip_first: bool) -> Result<Extr
     }
     let stripped = if strip_first { strip::strip(html) } else { html.into() };
     let html = cut(&stripped, p.max_html_bytes);
-    let (cost, deepest) = nesting::parse_cost(html, MAX_PARSE_COST);
-    if cost > MAX_PARSE_COST {
-        return Err(format!(
-            "extract_too_deep: ~{deepest} nested elements; parsing would scan the open-element stack over {MAX_PARSE_COST} times"
-        ));
-    }
-    let doc = tree::Dom::parse(html);
+    let doc = tree::Dom::parse_within(html, MAX_PARSE_COST).map_err(|deepest| {
+        format!("extract_too_deep: ~{deepest} nested elements; parsing would scan the open-element stack over {MAX_PARSE_COST} times")
+    })?;
     budget.check_now()?;
     let page = dom::walk(&doc, p, &mut budget)?;
     // The tree is no longer needed; it is freed from a Vec, without recursion.

@@ -100,12 +100,61 @@ const RAW: &[&[u8]] = &[
     b"noscript",
 ];
 
+/// html5ever's stack of open elements, estimated from tags alone: each entry a
+/// hash of the tag name; `cost` counts the elements its stack scans would visit.
+#[derive(Default)]
+pub(super) struct Nesting {
+    stack: Vec<u64>,
+    /// The estimated stack-scan steps so far.
+    pub cost: u64,
+    /// The deepest estimated nesting so far.
+    pub deepest: usize,
+}
+
+impl Nesting {
+    /// One tag: `name16` is its ASCII lower-cased name cut to 16 bytes, `len` the
+    /// whole name's length. Returns whether a start tag opens raw text (whose
+    /// end tag the caller finds; the element itself is not stacked).
+    pub(super) fn tag(&mut self, end_tag: bool, name16: &[u8], len: usize, self_closing: bool) -> bool {
+        let key = name16.iter().fold(len as u64, |k, c| k.rotate_left(7) ^ *c as u64);
+        let known = |set: &[&[u8]]| len <= 16 && set.contains(&name16);
+        let flat = known(FLAT);
+        let stack = &mut self.stack;
+        if end_tag {
+            if flat {
+                return false;
+            }
+            if stack.last() == Some(&key) {
+                stack.pop();
+            } else {
+                // Searched from the top, as html5ever does; popped to the match if any.
+                let found = stack.iter().rposition(|k| *k == key);
+                self.cost += (stack.len() - found.unwrap_or(0)) as u64;
+                if let Some(i) = found {
+                    stack.truncate(i);
+                }
+            }
+            return false;
+        }
+        if known(SCANNING) {
+            self.cost += stack.len() as u64;
+        }
+        if known(RAW) {
+            return true;
+        }
+        if !flat && !self_closing {
+            stack.push(key);
+            self.deepest = self.deepest.max(stack.len());
+        }
+        false
+    }
+}
+
 /// The estimated stack-scan cost of parsing `html`, and the deepest estimated nesting;
 /// stops counting once the cost passes `limit`.
 pub(super) fn parse_cost(html: &str, limit: u64) -> (u64, usize) {
     let b = html.as_bytes();
-    let mut stack: Vec<u64> = Vec::new();
-    let (mut cost, mut deepest) = (0u64, 0usize);
+    let mut nesting = Nesting::default();
     let mut skip_to = 0usize;
     for pos in memchr_iter(b'<', b) {
         if pos < skip_to {
@@ -127,42 +176,19 @@ pub(super) fn parse_cost(html: &str, limit: u64) -> (u64, usize) {
         buf[..n].copy_from_slice(&rest[..n]);
         buf.make_ascii_lowercase();
         let name = &buf[..n];
-        let key = name.iter().fold(len as u64, |k, c| k.rotate_left(7) ^ *c as u64);
-        let flat = len <= 16 && FLAT.contains(&name);
-        if end_tag {
-            if flat {
-                continue;
-            }
-            if stack.last() == Some(&key) {
-                stack.pop();
-            } else {
-                // Searched from the top, as html5ever does; popped to the match if any.
-                let found = stack.iter().rposition(|k| *k == key);
-                cost += (stack.len() - found.unwrap_or(0)) as u64;
-                if let Some(i) = found {
-                    stack.truncate(i);
-                }
-            }
-        } else {
-            if len <= 16 && SCANNING.contains(&name) {
-                cost += stack.len() as u64;
-            }
-            if len <= 16 && RAW.contains(&name) {
-                skip_to = find_end_tag(b, pos + 1 + len, name);
-                continue;
-            }
+        let self_closing = !end_tag && {
             let attrs = &rest[len..rest.len().min(len + 2048)];
-            let self_closing = attrs.iter().take_while(|c| **c != b'>').last() == Some(&b'/');
-            if !flat && !self_closing {
-                stack.push(key);
-                deepest = deepest.max(stack.len());
-            }
+            attrs.iter().take_while(|c| **c != b'>').last() == Some(&b'/')
+        };
+        if nesting.tag(end_tag, name, len, self_closing) {
+            skip_to = find_end_tag(b, pos + 1 + len, name);
+            continue;
         }
-        if cost > limit {
+        if nesting.cost > limit {
             break;
         }
     }
-    (cost, deepest)
+    (nesting.cost, nesting.deepest)
 }
 
 /// Position of the `</name` (ASCII case-insensitive) that ends a raw-text element, or the end.

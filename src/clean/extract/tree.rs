@@ -11,8 +11,9 @@
 //! the walk over it, is the one every other html5ever DOM builds.
 
 use super::patterns::{self, Tag, attr};
+use super::{lexer, nesting};
 use html5ever::tendril::{StrTendril, TendrilSink};
-use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
+use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeBuilder, TreeBuilderOpts, TreeSink};
 use html5ever::{Attribute, QualName, local_name, ns};
 use std::borrow::Cow;
 use std::cell::{Ref, RefCell};
@@ -63,15 +64,35 @@ pub(super) struct Dom {
 }
 
 impl Dom {
-    /// Parses a whole document.
+    /// Parses a whole document: kiln's [`lexer`] feeding html5ever's tree builder,
+    /// or html5ever's own tokenizer where the lexer gives up.
     pub(super) fn parse(html: &str) -> Dom {
-        let sink = Sink {
-            dom: RefCell::new(Dom {
-                nodes: vec![Node::new(Data::Document)],
-            }),
-            buf: RefCell::new(String::new()),
-        };
-        html5ever::parse_document(sink, Default::default()).one(html)
+        Dom::parse_fast(html, u64::MAX).unwrap_or_else(|_| Dom::parse_html5ever(html))
+    }
+
+    /// [`Dom::parse`], unless html5ever's scans of its element stack would take more
+    /// than `limit` steps ([`nesting`]): then the deepest estimated nesting.
+    pub(super) fn parse_within(html: &str, limit: u64) -> Result<Dom, usize> {
+        if let Ok(dom) = Dom::parse_fast(html, limit) {
+            return Ok(dom);
+        }
+        let (cost, deepest) = nesting::parse_cost(html, limit);
+        if cost > limit {
+            return Err(deepest);
+        }
+        Ok(Dom::parse_html5ever(html))
+    }
+
+    /// The tree from kiln's lexer and html5ever's tree builder.
+    pub(super) fn parse_fast(html: &str, limit: u64) -> Result<Dom, lexer::GiveUp> {
+        let builder = TreeBuilder::new(Sink::new(), TreeBuilderOpts::default());
+        lexer::run(html, &builder, limit)?;
+        Ok(builder.sink.finish())
+    }
+
+    /// The tree from html5ever's tokenizer and tree builder.
+    pub(super) fn parse_html5ever(html: &str) -> Dom {
+        html5ever::parse_document(Sink::new(), Default::default()).one(html)
     }
 
     /// The text under `id`, whitespace runs collapsed to one space (a `<title>`).
@@ -95,6 +116,39 @@ impl Dom {
             }
         }
         words.join(" ")
+    }
+}
+
+#[cfg(test)]
+impl Dom {
+    /// Every node in tree order with what the walk reads of it (tag name, flags,
+    /// `og:title`, text): two parses of a page agree iff their dumps do.
+    pub(super) fn dump(&self) -> String {
+        let mut out = String::new();
+        let mut stack = vec![(0u32, 0usize)];
+        while let Some((id, depth)) = stack.pop() {
+            let node = &self.nodes[id as usize];
+            let line = match &node.data {
+                Data::Document => "#document".to_string(),
+                Data::Element(e) => format!("<{}> {:#x} {:?}", &*e.name.local, e.flags, e.og_title),
+                Data::Text(t) => format!("{:?}", &**t),
+                Data::Other => "?".to_string(),
+            };
+            out.push_str(&format!("{:depth$}{line}\n", ""));
+            let mut kids = Vec::new();
+            let mut c = node.first;
+            while c != NONE {
+                kids.push((c, depth + 1));
+                c = self.nodes[c as usize].next;
+            }
+            if let Data::Element(e) = &node.data
+                && e.template != NONE
+            {
+                kids.push((e.template, depth + 1));
+            }
+            stack.extend(kids.into_iter().rev());
+        }
+        out
     }
 }
 
@@ -127,6 +181,15 @@ struct Sink {
 }
 
 impl Sink {
+    fn new() -> Sink {
+        Sink {
+            dom: RefCell::new(Dom {
+                nodes: vec![Node::new(Data::Document)],
+            }),
+            buf: RefCell::new(String::new()),
+        }
+    }
+
     fn push(&self, node: Node) -> u32 {
         let mut dom = self.dom.borrow_mut();
         dom.nodes.push(node);

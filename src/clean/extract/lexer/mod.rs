@@ -11,14 +11,13 @@
 //!
 //! It follows the WHATWG tokenizer (HTML §13.2.5) as html5ever 0.40 implements
 //! it, for the common shapes only. Anything else gives up ([`GiveUp`]), and the
-//! caller parses the page again with html5ever whole: NUL characters, comments,
-//! CDATA, script data, a `=` starting an attribute name,
-//! input ending inside a tag, doctypes other than a name with optional public and
-//! system ids, numeric references without digits or into the C1 table, and named
-//! references whose meaning depends on legacy prefix matching (`&amp` without `;`).
+//! caller parses the page again with html5ever whole: NUL characters, CDATA,
+//! script data, a `=` starting an attribute name, input ending inside a tag or
+//! comment, doctypes other than a name with optional public and system ids, and
+//! numeric references without digits.
 
 use super::nesting::Nesting;
-use html5ever::data::NAMED_ENTITIES;
+use html5ever::data::{C1_REPLACEMENTS, NAMED_ENTITIES};
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::states::RawKind;
 use html5ever::tokenizer::{Doctype, Tag, TagKind, Token, TokenSink, TokenSinkResult};
@@ -148,7 +147,7 @@ impl<S: TokenSink> Lexer<'_, S> {
         let j = i + k;
         self.text.push_slice(&self.s[i..j]);
         match self.b[j] {
-            b'&' => Ok((self.char_ref(j)?, None)),
+            b'&' => Ok((self.char_ref(j, false)?, None)),
             b'<' => self.markup(j),
             _ => Err(GiveUp("nul")),
         }
@@ -169,7 +168,7 @@ impl<S: TokenSink> Lexer<'_, S> {
         let j = i + k;
         self.text.push_slice(&self.s[i..j]);
         match self.b[j] {
-            b'&' => Ok((self.char_ref(j)?, None)),
+            b'&' => Ok((self.char_ref(j, false)?, None)),
             b'<' => {
                 let name_start = j + 2;
                 let name_end = name_start
@@ -204,6 +203,7 @@ impl<S: TokenSink> Lexer<'_, S> {
                 Some(_) => self.bogus_comment(j + 2),
                 None => Err(GiveUp("tag at end")),
             },
+            Some(b'!') if self.b[j..].starts_with(b"<!--") => self.comment(j + 4),
             Some(b'!') => self.doctype(j),
             // `<?xml …?>` and the like: a bogus comment from the `?` on.
             Some(b'?') => self.bogus_comment(j + 1),
@@ -330,7 +330,7 @@ impl<S: TokenSink> Lexer<'_, S> {
                 if self.b[j] == 0 {
                     return Err(GiveUp("nul"));
                 }
-                from = self.char_ref(j)?;
+                from = self.char_ref(j, true)?;
                 if from > to {
                     return Err(GiveUp("reference"));
                 }
@@ -344,10 +344,7 @@ impl<S: TokenSink> Lexer<'_, S> {
 
     /// A character reference at the `&` at `j`, appended to the pending text;
     /// returns where the input goes on.
-    /// Attribute values need no rule of their own: the one difference (a legacy
-    /// reference followed by `=` or an alphanumeric stays as written) is among
-    /// the cases left to html5ever.
-    fn char_ref(&mut self, j: usize) -> Lexed<usize> {
+    fn char_ref(&mut self, j: usize, in_attr: bool) -> Lexed<usize> {
         let b = self.b;
         match b.get(j + 1) {
             Some(b'#') => {
@@ -375,7 +372,8 @@ impl<S: TokenSink> Lexer<'_, S> {
                 let c = match n {
                     _ if too_big || n > 0x10FFFF => '\u{FFFD}',
                     0 | 0xD800..=0xDFFF => '\u{FFFD}',
-                    0x80..=0x9F => return Err(GiveUp("reference")),
+                    // Windows-1252's meanings, as browsers read them.
+                    0x80..=0x9F => C1_REPLACEMENTS[n as usize - 0x80].unwrap_or(char::from_u32(n).ok_or(GiveUp("reference"))?),
                     n => char::from_u32(n).ok_or(GiveUp("reference"))?,
                 };
                 self.text.push_char(c);
@@ -383,35 +381,77 @@ impl<S: TokenSink> Lexer<'_, S> {
                 Ok(if b.get(end) == Some(&b';') { end + 1 } else { end })
             }
             Some(c) if c.is_ascii_alphanumeric() => {
-                let run = b[j + 1..].iter().take_while(|c| c.is_ascii_alphanumeric()).count();
-                let name = &self.s[j + 1..j + 1 + run];
-                if b.get(j + 1 + run) == Some(&b';') {
-                    let key = &self.s[j + 1..j + 2 + run];
-                    if let Some(&(c1, c2)) = NAMED_ENTITIES.get(key)
-                        && c1 != 0
-                    {
-                        self.text.push_char(char::from_u32(c1).ok_or(GiveUp("reference"))?);
-                        if c2 != 0 {
-                            self.text.push_char(char::from_u32(c2).ok_or(GiveUp("reference"))?);
-                        }
-                        return Ok(j + 2 + run);
+                // html5ever's walk: extend the name while it is a prefix of some
+                // entity's (all ASCII alphanumerics, then `;`), keeping the longest
+                // full match; the rest of the name is text again.
+                let mut best = None;
+                let mut k = 1;
+                while b.get(j + k).is_some_and(|c| c.is_ascii_alphanumeric() || (*c == b';' && k > 1)) {
+                    let Some(&m) = NAMED_ENTITIES.get(&self.s[j + 1..j + 1 + k]) else {
+                        break;
+                    };
+                    if m.0 != 0 {
+                        best = Some((k, m));
                     }
+                    if b[j + k] == b';' {
+                        break;
+                    }
+                    k += 1;
                 }
-                // A legacy reference (one that may end without `;`) at the start of
-                // the name means prefix matching and its exceptions: html5ever's job.
-                let legacy = (1..=run).any(|k| NAMED_ENTITIES.get(&name[..k]).is_some_and(|m| m.0 != 0));
-                if legacy {
-                    return Err(GiveUp("legacy reference"));
+                let Some((k, (c1, c2))) = best else {
+                    // No reference: the `&` and the name stay as they are.
+                    self.text.push_char('&');
+                    return Ok(j + 1);
+                };
+                // In an attribute, a match without `;` followed by `=` or an
+                // alphanumeric stays as written (`?a=1&copy=2`), for historical reasons.
+                let next = b.get(j + 1 + k);
+                if in_attr && b[j + k] != b';' && next.is_some_and(|c| *c == b'=' || c.is_ascii_alphanumeric()) {
+                    self.text.push_char('&');
+                    return Ok(j + 1);
                 }
-                // No reference: the `&` and the name stay as they are.
-                self.text.push_char('&');
-                Ok(j + 1)
+                self.text.push_char(char::from_u32(c1).ok_or(GiveUp("reference"))?);
+                if c2 != 0 {
+                    self.text.push_char(char::from_u32(c2).ok_or(GiveUp("reference"))?);
+                }
+                Ok(j + 1 + k)
             }
             _ => {
                 self.text.push_char('&');
                 Ok(j + 1)
             }
         }
+    }
+
+    /// A comment whose text starts at `i`, after `<!--`. It ends at the first `-->`
+    /// or `--!>`; `<!-->` and `<!--->` are empty comments.
+    fn comment(&mut self, i: usize) -> Lexed<(usize, Option<Mode>)> {
+        let rest = &self.b[i..];
+        let (text, next) = if rest.starts_with(b">") {
+            (i..i, i + 1)
+        } else if rest.starts_with(b"->") {
+            (i..i, i + 2)
+        } else {
+            // The first `>` that follows `--` or `--!` in the comment's own text.
+            let end = memchr::memchr_iter(b'>', rest)
+                .find_map(|k| {
+                    if rest[..k].ends_with(b"--") {
+                        Some(k - 2)
+                    } else if rest[..k].ends_with(b"--!") {
+                        Some(k - 3)
+                    } else {
+                        None
+                    }
+                    .map(|text_end| (text_end, k + 1))
+                })
+                .ok_or(GiveUp("comment at end"))?;
+            (i..i + end.0, i + end.1)
+        };
+        if memchr::memchr(0, &self.b[text.clone()]).is_some() {
+            return Err(GiveUp("nul"));
+        }
+        let text = StrTendril::from_slice(&self.s[text]);
+        Ok((next, self.emit(Token::CommentToken(text))?))
     }
 
     /// A bogus comment whose text starts at `i` and runs to the next `>`.
@@ -424,12 +464,17 @@ impl<S: TokenSink> Lexer<'_, S> {
         Ok((k + 1, self.emit(Token::CommentToken(text))?))
     }
 
-    /// `<!` at `j`: only `<!DOCTYPE name [PUBLIC "id" ["id"] | SYSTEM "id"]>`.
+    /// `<!` at `j`, not a comment: a bogus comment, or a doctype if it is
+    /// `<!DOCTYPE name [PUBLIC "id" ["id"] | SYSTEM "id"]>`.
     fn doctype(&mut self, j: usize) -> Lexed<(usize, Option<Mode>)> {
         let b = self.b;
-        let kw = b.get(j + 2..j + 9).ok_or(GiveUp("markup declaration"))?;
-        if !kw.eq_ignore_ascii_case(b"doctype") {
-            return Err(GiveUp("markup declaration"));
+        if !b.get(j + 2..j + 9).is_some_and(|kw| kw.eq_ignore_ascii_case(b"doctype")) {
+            // CDATA is a section in foreign content and a comment elsewhere: the
+            // tree builder's to say. Any other `<!…>` is a bogus comment.
+            if b[j + 2..].starts_with(b"[CDATA[") {
+                return Err(GiveUp("cdata"));
+            }
+            return self.bogus_comment(j + 2);
         }
         let mut i = j + 9;
         let skip_ws = |mut i: usize| {
@@ -495,122 +540,4 @@ impl<S: TokenSink> Lexer<'_, S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::tree::Dom;
-
-    /// The lexer's tree for `html`, which must be html5ever's; `None` where it gave up.
-    fn fast(html: &str) -> Option<String> {
-        let want = Dom::parse_html5ever(html).dump();
-        let got = Dom::parse_fast(html, u64::MAX).ok()?.dump();
-        assert_eq!(got, want, "for {html:?}");
-        Some(got)
-    }
-
-    #[test]
-    fn common_markup_is_lexed_as_html5ever_tokenizes_it() {
-        let cases = [
-            "<!DOCTYPE html><html><head><title>A &amp; B</title></head><body><p>x</p></body></html>",
-            "<!doctype HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\" \"http://www.w3.org/TR/html4/loose.dtd\"><p>quirks?</p>",
-            "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\"><table><p>a</table>",
-            "<!DOCTYPE html SYSTEM 'about:legacy-compat'><p>x",
-            "<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\"><table><p>foster</table>",
-            "<P CLASS=\"Nav\" ID=main class=second data-x>Up<BR/>per</P>",
-            "<div class='a' class=\"b\" hidden style=\"display:none\">dup</div>",
-            "<div class=\"x\"id=y/><span / >z</span>",
-            "<p title=>empty value</p><p a = 'spaced' >v</p>",
-            "a < b and c <3 d </> e <= f",
-            "&amp;&lt;&gt;&quot;&#39;&#x27;&#X41;&#65&copy;&hellip;&nbsp;&NotEqualTilde;",
-            "&foo; &zzz &#0; &#xD800; &#x110000; &#99999999999; & bare &",
-            "<meta property=\"og:title\" content=\"Tom &amp; Jerry &#8211; the film\"><p>t</p>",
-            "<title>a <b> &amp; </titlex> </title><p>after</p>",
-            "<textarea>\n<p>not a tag</p> &amp; </TEXTAREA ><p>x</p>",
-            "<xmp><b>&amp;</b></xmp><iframe>raw</iframe><noembed>n</noembed>",
-            "<noscript><p>scripting on: raw text</p></noscript><p>y</p>",
-            "<plaintext><p>everything &amp; after</p>",
-            "\u{FEFF}<p>bom\r\nCRLF\rCR</p>",
-            "<table>a<tr>b<td>c</td></tr></table><b><p>x</b>y</p>",
-            "<ul><li>one<li>two</ul><select><option>o<option>p</select>",
-            "<a href=x>link <a>nested</a></a><form><form></form>",
-            "<?xml version=\"1.0\"?><p>x</p></ bogus><p>y</p><?php echo 1 ?>",
-            "<p>caf\u{e9} \u{4e2d}\u{6587} <span class=\u{e9}t\u{e9}>t</span></p>",
-        ];
-        for html in cases {
-            assert!(fast(html).is_some(), "gave up on {html:?}");
-        }
-    }
-
-    /// What the lexer leaves to html5ever, so that prefix-matched and other
-    /// rare forms come out right.
-    #[test]
-    fn rare_forms_are_left_to_html5ever() {
-        let cases = [
-            "<p>a<!-- c -->b</p>",
-            "<p>&amp without semicolon</p>",
-            "<p title=\"&notit;\">x</p>",
-            "<p>&#128; C1</p>",
-            "<p>&#; no digits</p>",
-            "<p>a\0b</p>",
-            "<script>var a = '</div>';</script><p>x</p>",
-            "<svg><![CDATA[x]]></svg>",
-            "<p =x>eq</p>",
-            "<p class=\"unterminated",
-            "<!DOCTYPE>",
-        ];
-        for html in cases {
-            assert!(fast(html).is_none(), "lexed {html:?}");
-            // The whole parse still builds html5ever's tree.
-            assert_eq!(Dom::parse(html).dump(), Dom::parse_html5ever(html).dump());
-        }
-    }
-
-    /// The nesting guard runs inside the lexer: a page that would make html5ever's
-    /// stack scans quadratic is given up after about `limit` steps, not parsed.
-    #[test]
-    fn deep_nesting_stops_the_lexer_at_the_limit() {
-        use super::super::nesting::parse_cost;
-        let html = "<div>".repeat(100_000) + "x";
-        let gave_up = Dom::parse_fast(&html, 1_000_000).err().expect("gave up");
-        assert_eq!(gave_up.0, "too deep");
-        assert!(parse_cost(&html, 1_000_000).0 > 1_000_000);
-        // Below the limit, the same rules let the page through.
-        let html = "<div>".repeat(100) + "x";
-        assert!(fast(&html).is_some());
-        assert!(Dom::parse_fast(&html, parse_cost(&html, u64::MAX).0).is_ok());
-    }
-
-    /// Every page of the extraction benchmark, raw and stripped: the lexer's tree
-    /// is html5ever's wherever the lexer does not give up.
-    #[test]
-    fn real_pages_build_html5evers_tree() {
-        use super::super::eval::{load_evaldata, read_page};
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/extraction/trafilatura");
-        let Ok(items) = load_evaldata(&dir) else {
-            return println!("SKIP: {} is absent", dir.display());
-        };
-        // Pages lexed, of the stripped and of the raw ones.
-        let (mut stripped, mut raw) = (0, 0);
-        let mut why = std::collections::BTreeMap::new();
-        for it in &items {
-            let html = super::super::decode_html(&read_page(&dir, it).expect("page"));
-            for (page, is_raw) in [(super::super::strip::strip(&html).into_owned(), false), (html, true)] {
-                match Dom::parse_fast(&page, u64::MAX) {
-                    Ok(dom) => {
-                        *if is_raw { &mut raw } else { &mut stripped } += 1;
-                        assert!(dom.dump() == Dom::parse_html5ever(&page).dump(), "{} differs", it.file);
-                    }
-                    Err(e) => *why.entry((is_raw, e.0)).or_insert(0) += 1,
-                }
-            }
-        }
-        println!(
-            "lexed {stripped} stripped and {raw} raw pages of {}; (raw?, gave up on): {why:?}",
-            items.len()
-        );
-        // Stripped pages are what extraction parses: nine in ten must not fall back.
-        assert!(
-            stripped * 10 >= items.len() * 9,
-            "lexed only {stripped} of {} stripped pages",
-            items.len()
-        );
-    }
-}
+mod tests;

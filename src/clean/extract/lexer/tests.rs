@@ -119,3 +119,127 @@ fn real_pages_build_html5evers_tree() {
         items.len()
     );
 }
+
+/// Real markup cut and spliced at random with the characters the tokenizer
+/// branches on: wherever the lexer does not give up, its tree is html5ever's.
+/// `KILN_LEXER_FUZZ=N` runs N cases (default 3,000: a few seconds), from the
+/// seed `KILN_LEXER_FUZZ_SEED` (a number) if set.
+#[test]
+fn spliced_markup_builds_html5evers_tree_or_gives_up() {
+    const PIECES: &[&str] = &[
+        "<",
+        ">",
+        "&",
+        "&amp",
+        "&amp;",
+        "&#",
+        "&#x",
+        "&#12",
+        "&#x9F;",
+        "&notin",
+        "&copy=",
+        "&copyx",
+        ";",
+        "\"",
+        "'",
+        "=",
+        "/",
+        "/>",
+        "<!--",
+        "-->",
+        "--!>",
+        "--",
+        "<!",
+        "<?",
+        "</",
+        "</>",
+        "<p",
+        "<p>",
+        "</p>",
+        "<title>",
+        "</title>",
+        "<textarea>",
+        "</textarea>",
+        "<xmp>",
+        "<plaintext>",
+        "<table>",
+        "<td>",
+        "<b>",
+        "</b>",
+        "<svg>",
+        "<math>",
+        "<![CDATA[",
+        "\0",
+        " ",
+        "\n",
+        "\r",
+        "\t",
+        "<!DOCTYPE html>",
+        "<!doctype html public \"x\" 'y'>",
+        "é",
+        "\u{FEFF}",
+        "<a b=c d='e' f=\"g\" b=h>",
+        "<div class=nav id=x hidden>",
+        "<meta property=og:title content='T &amp; U'>",
+    ];
+    let seeds: Vec<String> = {
+        let mut v: Vec<String> = vec![
+            "<!DOCTYPE html><html><head><title>T</title></head><body><div class=main><p>One &amp; two.</p><ul><li>a<li>b</ul></div><footer>f</footer></body></html>".into(),
+            "<table><tr><td>x<p>y</table><b><i>z</b></i><form><input value=\"&lt;\"></form>".into(),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/extraction/trafilatura");
+        if let Ok(items) = super::super::eval::load_evaldata(&dir) {
+            for it in items.iter().step_by(10) {
+                let html = super::super::decode_html(&super::super::eval::read_page(&dir, it).expect("page"));
+                v.push(super::super::strip::strip(&html).into_owned());
+            }
+        }
+        v
+    };
+    let n: usize = std::env::var("KILN_LEXER_FUZZ").ok().and_then(|s| s.parse().ok()).unwrap_or(3_000);
+    // xorshift64*: reproducible without a dependency.
+    let mut state = std::env::var("KILN_LEXER_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9E37_79B9_7F4A_7C15u64)
+        | 1;
+    let mut rand = move |below: usize| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % below.max(1)
+    };
+    let (mut lexed, mut gave_up) = (0, 0);
+    for case in 0..n {
+        let seed = &seeds[rand(seeds.len())];
+        let cut = |s: &str, at: usize| {
+            let mut at = at.min(s.len());
+            while !s.is_char_boundary(at) {
+                at -= 1;
+            }
+            at
+        };
+        let from = cut(seed, rand(seed.len()));
+        let to = cut(seed, from + 1 + rand(1500));
+        let mut html = seed[from..to].to_string();
+        for _ in 0..1 + rand(4) {
+            let at = cut(&html, rand(html.len() + 1));
+            if rand(4) == 0 {
+                let end = cut(&html, at + rand(20));
+                html.replace_range(at..end, "");
+            } else {
+                html.insert_str(at, PIECES[rand(PIECES.len())]);
+            }
+        }
+        match Dom::parse_fast(&html, u64::MAX) {
+            Ok(dom) => {
+                lexed += 1;
+                assert!(dom.dump() == Dom::parse_html5ever(&html).dump(), "case {case} differs: {html:?}");
+            }
+            Err(_) => gave_up += 1,
+        }
+    }
+    println!("{lexed} lexed, {gave_up} given up");
+    // Most cuts end inside a tag, which gives up; enough must still be lexed.
+    assert!(lexed * 4 > n, "lexed only {lexed} of {n}");
+}

@@ -137,15 +137,19 @@ impl<S: TokenSink> Lexer<'_, S> {
         }
     }
 
+    /// Adds the text from `i` to the stop that memchr `found` (an offset from
+    /// `i`) to the pending text; the stop's index, or `None` at the end of input.
+    fn text_to(&mut self, i: usize, found: Option<usize>) -> Option<usize> {
+        let j = found.map_or(self.b.len(), |k| i + k);
+        self.text.push_slice(&self.s[i..j]);
+        found.map(|_| j)
+    }
+
     /// The data state from `i` up to and including the next markup or reference.
     fn data(&mut self, i: usize) -> Lexed<(usize, Option<Mode>)> {
-        let rest = &self.b[i..];
-        let Some(k) = memchr::memchr3(b'<', b'&', 0, rest) else {
-            self.text.push_slice(&self.s[i..]);
+        let Some(j) = self.text_to(i, memchr::memchr3(b'<', b'&', 0, &self.b[i..])) else {
             return Ok((self.b.len(), None));
         };
-        let j = i + k;
-        self.text.push_slice(&self.s[i..j]);
         match self.b[j] {
             b'&' => Ok((self.char_ref(j, false)?, None)),
             b'<' => self.markup(j),
@@ -161,12 +165,9 @@ impl<S: TokenSink> Lexer<'_, S> {
         } else {
             memchr::memchr2(b'<', 0, rest)
         };
-        let Some(k) = found else {
-            self.text.push_slice(&self.s[i..]);
+        let Some(j) = self.text_to(i, found) else {
             return Ok((self.b.len(), None));
         };
-        let j = i + k;
-        self.text.push_slice(&self.s[i..j]);
         match self.b[j] {
             b'&' => Ok((self.char_ref(j, false)?, None)),
             b'<' => {

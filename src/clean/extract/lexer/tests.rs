@@ -48,8 +48,9 @@ fn common_markup_is_lexed_as_html5ever_tokenizes_it() {
     }
 }
 
-/// What the lexer leaves to html5ever, so that prefix-matched and other
-/// rare forms come out right.
+/// The forms the lexer leaves to html5ever (references without digits, NUL,
+/// script data, CDATA, input ending mid-comment or mid-tag, a `=` opening an
+/// attribute name, a doctype with no name): [`Dom::parse`] falls back whole.
 #[test]
 fn rare_forms_are_left_to_html5ever() {
     let cases = [

@@ -23,7 +23,7 @@ fn main() {
     let bytes: usize = pages.iter().map(Vec::len).sum();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
     println!("kiln extract: {} pages, {bytes} bytes; 2 threads, {runs} runs", pages.len());
-    // The ceiling: decoding and html5ever parsing into kiln's tree, no extraction.
+    // The ceiling: decoding, stripping and parsing into kiln's tree, no extraction.
     let mut rates: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
@@ -33,7 +33,7 @@ fn main() {
         })
         .collect();
     rates.sort_by(f64::total_cmp);
-    println!("decode + html5ever parse only: pages/s(median of {runs})={:.1}", rates[runs / 2]);
+    println!("decode + strip + parse only: pages/s(median of {runs})={:.1}", rates[runs / 2]);
     for favor in [Favor::Balanced, Favor::Precision, Favor::Recall] {
         let p = ExtractParams {
             favor,

@@ -1,9 +1,9 @@
 //! `extract`: HTML → main text and title.
 //!
-//! The page is parsed into [`tree`]'s arena by html5ever's tree builder, fed by
-//! kiln's [`lexer`] (html5ever's own tokenizer for the rare page the lexer
-//! leaves to it), then handled in three passes over flat arrays, never a recursive walk (pages nest 100k
-//! deep in the wild and in our tests):
+//! The page is parsed into [`tree`]'s arena by html5ever's tree builder, fed
+//! by kiln's [`lexer`] (or html5ever's own tokenizer, for the rare page the
+//! lexer leaves to it), then handled in three passes over flat arrays, never
+//! a recursive walk (pages nest 100k deep in the wild and in our tests):
 //!
 //! 1. [`dom`] walks the tree once (iteratively, over sibling links) into an
 //!    element table (parent, tag, boilerplate hints from id/class/role) and
@@ -25,10 +25,11 @@
 //! Bad input: text that looks binary is rejected before parsing; input
 //! longer than `max_html_bytes` is cut (at a character boundary) before
 //! parsing, and nesting that would make html5ever quadratic is rejected as
-//! `extract_too_deep` (see [`nesting`]; the lexer stops there, html5ever's
-//! tokenizer cannot be interrupted and gets a pre-scan); every later loop checks
-//! the time budget, and a page that overruns it is dropped as
-//! `extract_timeout` (so a hang is impossible and the funnel counts it).
+//! `extract_too_deep` (see [`nesting`]: the lexer stops at the limit, and a
+//! page left to html5ever's tokenizer, which cannot be interrupted, is
+//! pre-scanned); every later loop checks the time budget, and a page that
+//! overruns it is dropped as `extract_timeout` (so a hang is impossible and
+//! the funnel counts it).
 
 mod decode;
 mod dom;

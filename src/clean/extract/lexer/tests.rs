@@ -113,9 +113,10 @@ fn real_pages_build_html5evers_tree() {
         "lexed {stripped} stripped and {raw} raw pages of {}; (raw?, gave up on): {why:?}",
         items.len()
     );
-    // Stripped pages are what extraction parses: nine in ten must not fall back.
+    // Stripped pages are what extraction parses: 988 of 990 are lexed; a fall
+    // below 98% means the lexer gave up on something common.
     assert!(
-        stripped * 10 >= items.len() * 9,
+        stripped * 100 >= items.len() * 98,
         "lexed only {stripped} of {} stripped pages",
         items.len()
     );

@@ -270,7 +270,7 @@ pub(crate) fn fake_node(dir: &std::path::Path, id: &str, op: &str, kind: &str, d
         "inputs": {}, "seed": null, "sources": null, "schema": [], "rows": 0, "rejected_rows": 0, "bytes": 0, "files": [],
         "rejected_files": [], "content_hash": null, "rows_hash": {"lanes": [0, 0], "rows": 0}, "wall_time_s": 2.0,
         "peak_rss_bytes": null, "stats": stats, "extra": null, "shard": null, "parts": 1, "completed_unix": 0, "kiln_version": "t"});
-    let manifest = serde_json::from_value(m).expect("a valid manifest");
+    let manifest = serde_json::from_value(m).expect("a valid manifest"); // ok: test helper, fixed JSON
     NodeView {
         id: id.into(),
         op: op.into(),

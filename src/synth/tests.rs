@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 fn world() -> &'static Generated {
     static G: OnceLock<Generated> = OnceLock::new();
-    G.get_or_init(|| generate(7, 1.0).unwrap())
+    G.get_or_init(|| generate(7, 1.0).unwrap()) // ok: test module
 }
 
 /// Every true answer sentence about the world, built from the world's
@@ -47,9 +47,9 @@ fn is_right(facts: &BTreeSet<String>, question: &str, answer: &str) -> bool {
     static ARITH: OnceLock<Regex> = OnceLock::new();
     static COLOUR: OnceLock<Regex> = OnceLock::new();
     static JOB: OnceLock<Regex> = OnceLock::new();
-    let arith = ARITH.get_or_init(|| Regex::new(r"^(\d+) (plus|minus) (\d+) is (\d+)\.$").unwrap());
+    let arith = ARITH.get_or_init(|| Regex::new(r"^(\d+) (plus|minus) (\d+) is (\d+)\.$").unwrap()); // ok: test module
     if let Some(c) = arith.captures(answer) {
-        let (a, b, r): (i64, i64, i64) = (c[1].parse().unwrap(), c[3].parse().unwrap(), c[4].parse().unwrap());
+        let (a, b, r): (i64, i64, i64) = (c[1].parse().unwrap(), c[3].parse().unwrap(), c[4].parse().unwrap()); // ok: test module
         let asked = question.contains(&format!("{a} {} {b}", &c[2]))
             || question.contains(&format!("add {a} and {b}"))
             || question.contains(&format!("take {b} from {a}"));
@@ -62,11 +62,11 @@ fn is_right(facts: &BTreeSet<String>, question: &str, answer: &str) -> bool {
     if answer.split(' ').count() >= 3 && question.contains(answer) {
         return true;
     }
-    let colour = COLOUR.get_or_init(|| Regex::new(r"^The (\w+) of (\w+) is (\w+)\.$").unwrap());
+    let colour = COLOUR.get_or_init(|| Regex::new(r"^The (\w+) of (\w+) is (\w+)\.$").unwrap()); // ok: test module
     if let Some(c) = colour.captures(answer) {
         return question.contains(&format!("{} has a {} {}.", &c[2], &c[3], &c[1]));
     }
-    let job = JOB.get_or_init(|| Regex::new(r"^(\w+) is a (\w+)\.$").unwrap());
+    let job = JOB.get_or_init(|| Regex::new(r"^(\w+) is a (\w+)\.$").unwrap()); // ok: test module
     if let Some(c) = job.captures(answer) {
         return question.contains(&format!("{} works as a {}.", &c[1], &c[2]));
     }
@@ -75,15 +75,15 @@ fn is_right(facts: &BTreeSet<String>, question: &str, answer: &str) -> bool {
 
 /// (question, answer) of every user/assistant exchange in a chat row.
 fn exchanges(row: &Value) -> Vec<(String, String)> {
-    let m = row["messages"].as_array().unwrap();
+    let m = row["messages"].as_array().unwrap(); // ok: test module
     let turns: Vec<&Value> = m.iter().filter(|t| t["role"] != "system").collect();
     turns
         .chunks(2)
         .map(|p| {
             assert_eq!((p[0]["role"].as_str(), p[1]["role"].as_str()), (Some("user"), Some("assistant")));
             (
-                p[0]["content"].as_str().unwrap().to_string(),
-                p[1]["content"].as_str().unwrap().to_string(),
+                p[0]["content"].as_str().unwrap().to_string(), // ok: test module
+                p[1]["content"].as_str().unwrap().to_string(), // ok: test module
             )
         })
         .collect()
@@ -106,11 +106,11 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
     }
     for row in &s.prefs {
         let (q, c, r) = (
-            row["prompt"].as_str().unwrap(),
-            row["chosen"].as_str().unwrap(),
-            row["rejected"].as_str().unwrap(),
+            row["prompt"].as_str().unwrap(),   // ok: test module
+            row["chosen"].as_str().unwrap(),   // ok: test module
+            row["rejected"].as_str().unwrap(), // ok: test module
         );
-        let reference = row["reference"].as_str().unwrap();
+        let reference = row["reference"].as_str().unwrap(); // ok: test module
         assert!(is_right(&facts, q, c), "chosen {c:?} is wrong for {q:?}");
         assert!(c.contains(reference));
         if row["rejected_kind"] == "off_topic" {
@@ -123,15 +123,15 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
         checked += 1;
     }
     for row in &s.ranked {
-        let q = row["prompt"].as_str().unwrap();
-        let responses: Vec<&str> = row["responses"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        let kinds: Vec<&str> = row["kinds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let q = row["prompt"].as_str().unwrap(); // ok: test module
+        let responses: Vec<&str> = row["responses"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect(); // ok: test module
+        let kinds: Vec<&str> = row["kinds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect(); // ok: test module
         assert_eq!(responses.len(), kinds.len());
         assert!((3..=4).contains(&responses.len()));
         assert_eq!(kinds[0], "correct");
         assert_eq!(kinds.last(), Some(&"unhelpful"));
         assert!(is_right(&facts, q, responses[0]), "{row}");
-        let reference = row["reference"].as_str().unwrap().to_lowercase();
+        let reference = row["reference"].as_str().unwrap().to_lowercase(); // ok: test module
         for (resp, kind) in responses.iter().zip(&kinds).skip(1) {
             if *kind == "terse" {
                 // Right, but not the answer sentence.
@@ -249,7 +249,7 @@ fn langid_labels_every_foreign_page_and_the_english_ones() {
         keep: vec![],
         ..LangIdParams::default()
     })
-    .unwrap();
+    .unwrap(); // ok: test module
     let p = ExtractParams::default();
     let (mut foreign, mut english) = (0, 0);
     for page in g.pages.iter().filter(|p| matches!(p.kind, PageKind::Foreign | PageKind::Article)) {
@@ -257,7 +257,7 @@ fn langid_labels_every_foreign_page_and_the_english_ones() {
         if page.kind == PageKind::Article && english >= 50 {
             continue;
         }
-        let text = extract(&page.html, &p).unwrap().text;
+        let text = extract(&page.html, &p).unwrap().text; // ok: test module
         let (lang, score) = id.detect(&text);
         assert_eq!(lang, Some(page.lang), "{} ({score:.2}):\n{text}", page.url);
         if page.kind == PageKind::Foreign {
@@ -274,14 +274,14 @@ fn langid_labels_every_foreign_page_and_the_english_ones() {
 
 #[test]
 fn the_same_seed_makes_the_same_bytes_and_another_seed_does_not() {
-    let a = super::warc_writer::warc_gz(&world().pages, 7).unwrap();
-    let again = generate(7, 1.0).unwrap();
-    assert_eq!(a, super::warc_writer::warc_gz(&again.pages, 7).unwrap());
+    let a = super::warc_writer::warc_gz(&world().pages, 7).unwrap(); // ok: test module
+    let again = generate(7, 1.0).unwrap(); // ok: test module
+    assert_eq!(a, super::warc_writer::warc_gz(&again.pages, 7).unwrap()); // ok: test module
     assert_eq!(again.splits.sft, world().splits.sft);
-    let other = generate(8, 1.0).unwrap();
+    let other = generate(8, 1.0).unwrap(); // ok: test module
     assert_ne!(other.world.countries[0].name, world().world.countries[0].name);
     // A smaller scale makes a smaller world and fewer rows, and stays consistent.
-    let small = generate(7, 0.3).unwrap();
+    let small = generate(7, 0.3).unwrap(); // ok: test module
     assert_eq!(small.world.countries.len(), 3);
     assert_eq!(small.splits.heldout.len(), 60);
     assert!(matches!(generate(7, 0.0), Err(super::SynthError::Scale(_))));

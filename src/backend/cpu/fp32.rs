@@ -174,7 +174,7 @@ mod tests {
         let a = data(m * k, 7);
         let b = data(k * n, 8);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool"); // ok: test module
             let mut c = vec![0.0f32; m * n];
             pool.install(|| {
                 CpuBackend::new(Precision::F32).matmul(m, n, k, &mut c, n, false, MatRef::row_major(&a, k), MatRef::row_major(&b, n))

@@ -341,7 +341,7 @@ fn stripping_before_parsing_changes_no_real_page() {
     };
     let (mut shrunk, mut differ) = ((0usize, 0usize), Vec::new());
     for it in items.iter().step_by(step) {
-        let html = super::decode_html(&read_page(&dir, it).expect("page"));
+        let html = super::decode_html(&read_page(&dir, it).expect("page")); // ok: test module
         shrunk.0 += html.len();
         shrunk.1 += super::strip::strip(&html).len();
         if super::extract_page(&html, &p, true) != super::extract_page(&html, &p, false) {

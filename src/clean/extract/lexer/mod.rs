@@ -78,6 +78,14 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b'\t' | b'\n' | b'\x0c' | b' ')
 }
 
+/// The first index from `i` on that is not the tokenizer's whitespace.
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_ws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
 impl<S: TokenSink> Lexer<'_, S> {
     fn tokens(&mut self) -> Lexed<()> {
         let mut mode = Mode::Data;
@@ -151,7 +159,7 @@ impl<S: TokenSink> Lexer<'_, S> {
             return Ok((self.b.len(), None));
         };
         match self.b[j] {
-            b'&' => Ok((self.char_ref(j, false)?, None)),
+            b'&' => Ok((char_ref(self.s, j, false, &mut self.text)?, None)),
             b'<' => self.markup(j),
             _ => Err(GiveUp("nul")),
         }
@@ -169,7 +177,7 @@ impl<S: TokenSink> Lexer<'_, S> {
             return Ok((self.b.len(), None));
         };
         match self.b[j] {
-            b'&' => Ok((self.char_ref(j, false)?, None)),
+            b'&' => Ok((char_ref(self.s, j, false, &mut self.text)?, None)),
             b'<' => {
                 let name_start = j + 2;
                 let name_end = name_start
@@ -230,9 +238,7 @@ impl<S: TokenSink> Lexer<'_, S> {
         let mut self_closing = false;
         loop {
             // Before (or after) an attribute name.
-            while i < b.len() && is_ws(b[i]) {
-                i += 1;
-            }
+            i = skip_ws(b, i);
             match *b.get(i).ok_or(GiveUp("tag at end"))? {
                 b'>' => {
                     i += 1;
@@ -260,16 +266,10 @@ impl<S: TokenSink> Lexer<'_, S> {
                 return Err(GiveUp("nul"));
             }
             let attr_name = self.name(i, i + n);
-            i += n;
-            while i < b.len() && is_ws(b[i]) {
-                i += 1;
-            }
+            i = skip_ws(b, i + n);
             let mut value = StrTendril::new();
             if b.get(i) == Some(&b'=') {
-                i += 1;
-                while i < b.len() && is_ws(b[i]) {
-                    i += 1;
-                }
+                i = skip_ws(b, i + 1);
                 i = match *b.get(i).ok_or(GiveUp("tag at end"))? {
                     q @ (b'"' | b'\'') => {
                         let close = i + 1 + memchr::memchr(q, &b[i + 1..]).ok_or(GiveUp("tag at end"))?;
@@ -322,106 +322,20 @@ impl<S: TokenSink> Lexer<'_, S> {
     }
 
     /// An attribute value's text `from..to`, references decoded, into `out`.
-    fn attr_value(&mut self, mut from: usize, to: usize, out: &mut StrTendril) -> Lexed<()> {
-        let saved = std::mem::replace(&mut self.text, std::mem::take(out));
-        let result = (|| {
-            while let Some(k) = memchr::memchr2(b'&', 0, &self.b[from..to]) {
-                let j = from + k;
-                self.text.push_slice(&self.s[from..j]);
-                if self.b[j] == 0 {
-                    return Err(GiveUp("nul"));
-                }
-                from = self.char_ref(j, true)?;
-                if from > to {
-                    return Err(GiveUp("reference"));
-                }
+    fn attr_value(&self, mut from: usize, to: usize, out: &mut StrTendril) -> Lexed<()> {
+        while let Some(k) = memchr::memchr2(b'&', 0, &self.b[from..to]) {
+            let j = from + k;
+            out.push_slice(&self.s[from..j]);
+            if self.b[j] == 0 {
+                return Err(GiveUp("nul"));
             }
-            self.text.push_slice(&self.s[from..to]);
-            Ok(())
-        })();
-        *out = std::mem::replace(&mut self.text, saved);
-        result
-    }
-
-    /// A character reference at the `&` at `j`, appended to the pending text;
-    /// returns where the input goes on.
-    fn char_ref(&mut self, j: usize, in_attr: bool) -> Lexed<usize> {
-        let b = self.b;
-        match b.get(j + 1) {
-            Some(b'#') => {
-                let (hex, start) = match b.get(j + 2) {
-                    Some(b'x' | b'X') => (true, j + 3),
-                    _ => (false, j + 2),
-                };
-                let digits = b[start..]
-                    .iter()
-                    .take_while(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() })
-                    .count();
-                if digits == 0 {
-                    return Err(GiveUp("reference"));
-                }
-                let mut n: u32 = 0;
-                let mut too_big = false;
-                for &c in &b[start..start + digits] {
-                    let d = (c as char).to_digit(if hex { 16 } else { 10 }).unwrap_or(0);
-                    n = n.wrapping_mul(if hex { 16 } else { 10 });
-                    if n > 0x10FFFF {
-                        too_big = true;
-                    }
-                    n = n.wrapping_add(d);
-                }
-                let c = match n {
-                    _ if too_big || n > 0x10FFFF => '\u{FFFD}',
-                    0 | 0xD800..=0xDFFF => '\u{FFFD}',
-                    // Windows-1252's meanings, as browsers read them.
-                    0x80..=0x9F => C1_REPLACEMENTS[n as usize - 0x80].unwrap_or(char::from_u32(n).ok_or(GiveUp("reference"))?),
-                    n => char::from_u32(n).ok_or(GiveUp("reference"))?,
-                };
-                self.text.push_char(c);
-                let end = start + digits;
-                Ok(if b.get(end) == Some(&b';') { end + 1 } else { end })
-            }
-            Some(c) if c.is_ascii_alphanumeric() => {
-                // html5ever's walk: extend the name while it is a prefix of some
-                // entity's (all ASCII alphanumerics, then `;`), keeping the longest
-                // full match; the rest of the name is text again.
-                let mut best = None;
-                let mut k = 1;
-                while b.get(j + k).is_some_and(|c| c.is_ascii_alphanumeric() || (*c == b';' && k > 1)) {
-                    let Some(&m) = NAMED_ENTITIES.get(&self.s[j + 1..j + 1 + k]) else {
-                        break;
-                    };
-                    if m.0 != 0 {
-                        best = Some((k, m));
-                    }
-                    if b[j + k] == b';' {
-                        break;
-                    }
-                    k += 1;
-                }
-                let Some((k, (c1, c2))) = best else {
-                    // No reference: the `&` and the name stay as they are.
-                    self.text.push_char('&');
-                    return Ok(j + 1);
-                };
-                // In an attribute, a match without `;` followed by `=` or an
-                // alphanumeric stays as written (`?a=1&copy=2`), for historical reasons.
-                let next = b.get(j + 1 + k);
-                if in_attr && b[j + k] != b';' && next.is_some_and(|c| *c == b'=' || c.is_ascii_alphanumeric()) {
-                    self.text.push_char('&');
-                    return Ok(j + 1);
-                }
-                self.text.push_char(char::from_u32(c1).ok_or(GiveUp("reference"))?);
-                if c2 != 0 {
-                    self.text.push_char(char::from_u32(c2).ok_or(GiveUp("reference"))?);
-                }
-                Ok(j + 1 + k)
-            }
-            _ => {
-                self.text.push_char('&');
-                Ok(j + 1)
+            from = char_ref(self.s, j, true, out)?;
+            if from > to {
+                return Err(GiveUp("reference"));
             }
         }
+        out.push_slice(&self.s[from..to]);
+        Ok(())
     }
 
     /// A comment whose text starts at `i`, after `<!--`. It ends at the first `-->`
@@ -477,14 +391,7 @@ impl<S: TokenSink> Lexer<'_, S> {
             }
             return self.bogus_comment(j + 2);
         }
-        let mut i = j + 9;
-        let skip_ws = |mut i: usize| {
-            while i < b.len() && is_ws(b[i]) {
-                i += 1;
-            }
-            i
-        };
-        i = skip_ws(i);
+        let mut i = skip_ws(b, j + 9);
         let n = b[i..]
             .iter()
             .position(|&c| is_ws(c) || c == b'>' || c == 0)
@@ -493,7 +400,7 @@ impl<S: TokenSink> Lexer<'_, S> {
             return Err(GiveUp("doctype"));
         }
         let name = StrTendril::from_slice(&self.s[i..i + n].to_ascii_lowercase());
-        i = skip_ws(i + n);
+        i = skip_ws(b, i + n);
         let quoted = |i: usize| -> Lexed<(StrTendril, usize)> {
             let q = *b.get(i).ok_or(GiveUp("doctype"))?;
             if q != b'"' && q != b'\'' {
@@ -514,14 +421,14 @@ impl<S: TokenSink> Lexer<'_, S> {
             if !public && !kw.eq_ignore_ascii_case(b"system") {
                 return Err(GiveUp("doctype"));
             }
-            let (id, after) = quoted(skip_ws(i + 6))?;
-            i = skip_ws(after);
+            let (id, after) = quoted(skip_ws(b, i + 6))?;
+            i = skip_ws(b, after);
             if public {
                 public_id = Some(id);
                 if b.get(i) != Some(&b'>') {
                     let (id, after) = quoted(i)?;
                     system_id = Some(id);
-                    i = skip_ws(after);
+                    i = skip_ws(b, after);
                 }
             } else {
                 system_id = Some(id);
@@ -537,6 +444,87 @@ impl<S: TokenSink> Lexer<'_, S> {
             force_quirks: false,
         };
         Ok((i + 1, self.emit(Token::DoctypeToken(doctype))?))
+    }
+}
+
+/// A character reference at the `&` at `j` of `s`, appended to `out`; returns
+/// where the input goes on.
+fn char_ref(s: &str, j: usize, in_attr: bool, out: &mut StrTendril) -> Lexed<usize> {
+    let b = s.as_bytes();
+    match b.get(j + 1) {
+        Some(b'#') => {
+            let (hex, start) = match b.get(j + 2) {
+                Some(b'x' | b'X') => (true, j + 3),
+                _ => (false, j + 2),
+            };
+            let digits = b[start..]
+                .iter()
+                .take_while(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() })
+                .count();
+            if digits == 0 {
+                return Err(GiveUp("reference"));
+            }
+            let mut n: u32 = 0;
+            let mut too_big = false;
+            for &c in &b[start..start + digits] {
+                let d = (c as char).to_digit(if hex { 16 } else { 10 }).unwrap_or(0);
+                n = n.wrapping_mul(if hex { 16 } else { 10 });
+                if n > 0x10FFFF {
+                    too_big = true;
+                }
+                n = n.wrapping_add(d);
+            }
+            let c = match n {
+                _ if too_big || n > 0x10FFFF => '\u{FFFD}',
+                0 | 0xD800..=0xDFFF => '\u{FFFD}',
+                // Windows-1252's meanings, as browsers read them.
+                0x80..=0x9F => C1_REPLACEMENTS[n as usize - 0x80].unwrap_or(char::from_u32(n).ok_or(GiveUp("reference"))?),
+                n => char::from_u32(n).ok_or(GiveUp("reference"))?,
+            };
+            out.push_char(c);
+            let end = start + digits;
+            Ok(if b.get(end) == Some(&b';') { end + 1 } else { end })
+        }
+        Some(c) if c.is_ascii_alphanumeric() => {
+            // html5ever's walk: extend the name while it is a prefix of some
+            // entity's (all ASCII alphanumerics, then `;`), keeping the longest
+            // full match; the rest of the name is text again.
+            let mut best = None;
+            let mut k = 1;
+            while b.get(j + k).is_some_and(|c| c.is_ascii_alphanumeric() || (*c == b';' && k > 1)) {
+                let Some(&m) = NAMED_ENTITIES.get(&s[j + 1..j + 1 + k]) else {
+                    break;
+                };
+                if m.0 != 0 {
+                    best = Some((k, m));
+                }
+                if b[j + k] == b';' {
+                    break;
+                }
+                k += 1;
+            }
+            let Some((k, (c1, c2))) = best else {
+                // No reference: the `&` and the name stay as they are.
+                out.push_char('&');
+                return Ok(j + 1);
+            };
+            // In an attribute, a match without `;` followed by `=` or an
+            // alphanumeric stays as written (`?a=1&copy=2`), for historical reasons.
+            let next = b.get(j + 1 + k);
+            if in_attr && b[j + k] != b';' && next.is_some_and(|c| *c == b'=' || c.is_ascii_alphanumeric()) {
+                out.push_char('&');
+                return Ok(j + 1);
+            }
+            out.push_char(char::from_u32(c1).ok_or(GiveUp("reference"))?);
+            if c2 != 0 {
+                out.push_char(char::from_u32(c2).ok_or(GiveUp("reference"))?);
+            }
+            Ok(j + 1 + k)
+        }
+        _ => {
+            out.push_char('&');
+            Ok(j + 1)
+        }
     }
 }
 

@@ -1,12 +1,12 @@
 //! A fast HTML tokenizer for the pages extraction sees, feeding html5ever's own tree builder.
 //!
 //! html5ever's tokenizer pops its input a character at a time from a buffer
-//! queue and grows every token in tendrils. On the 990 benchmark pages, after
-//! [`super::strip`], that was more than half of parsing: 0.48 s of tokenizing
-//! against 0.39 s of tree building on one core. What `strip` leaves is mostly
-//! text and plain tags with a few attributes, so this lexer finds the next `<`
-//! or `&` with memchr, cuts text and names straight out of the input, and hands
-//! html5ever's `TreeBuilder` the tokens html5ever's tokenizer would have made:
+//! queue and grows every token in tendrils: the top of the extraction
+//! profile before this lexer (BENCHMARKS.md, "Extraction with kiln's own
+//! lexer"). What [`super::strip`] leaves is mostly text and plain tags with
+//! a few attributes, so this lexer finds the next `<` or `&` with memchr,
+//! cuts text and names straight out of the input, and hands html5ever's
+//! `TreeBuilder` the tokens html5ever's tokenizer would have made:
 //! the tree, and so the extraction, is the same.
 //!
 //! It follows the WHATWG tokenizer (HTML §13.2.5) as html5ever 0.40 implements

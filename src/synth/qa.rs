@@ -2,8 +2,7 @@
 //! the short reference inside it, plus same-type wrong references for
 //! preference pairs.
 //!
-//! Three families, chosen so that a tiny model can learn each and PPO has
-//! room to beat SFT on held-out prompts:
+//! Three families, chosen so that a tiny model can learn each:
 //! - `fact`: closed-book facts of the world, stated in the crawl many times;
 //! - `arith`: sums and differences under 20;
 //! - `grounded`: the answer is in the prompt ("Mira lives in Dornap. Where
@@ -20,6 +19,12 @@ pub struct Item {
     pub family: &'static str,
     /// The relation asked about (`capital`, `plus`, `lives`, ...).
     pub relation: &'static str,
+    /// The entity asked about: a country, town or person (the first name
+    /// of a grounded question); empty for arithmetic.
+    pub subject: String,
+    /// Whether the question uses one of the phrasings the SFT demonstrators
+    /// tend to hedge on (see `splits::HEDGE`).
+    pub hedge_prone: bool,
     /// The user's question.
     pub question: String,
     /// The answer sentence is `prefix + reference + suffix`.
@@ -141,10 +146,13 @@ pub fn fact_items(w: &World) -> Vec<Item> {
     let mut out = Vec::new();
     let town_names = || w.towns.iter().map(|t| t.name.as_str());
     let mut push = |relation, templates: &[&str; 5], entity: &str, prefix: String, reference: &str, suffix: &str, wrong: Vec<String>| {
-        for t in templates {
+        for (i, t) in templates.iter().enumerate() {
             out.push(Item {
                 family: "fact",
                 relation,
+                subject: entity.to_string(),
+                // The last three phrasings of each relation ("Tell me ...").
+                hedge_prone: i >= 2,
                 question: fill(t, entity),
                 prefix: prefix.clone(),
                 reference: reference.to_string(),
@@ -258,6 +266,32 @@ pub fn fact_items(w: &World) -> Vec<Item> {
     out
 }
 
+/// A reply about the wrong subject, for a rejected reply: a true answer to
+/// the same relation about another entity ("What is Zogi known for?" →
+/// "Duvon is known for silk."), or a grounded answer with the name swapped
+/// for one the prompt does not contain. These are the small model's most
+/// common errors (it drifts to a subject it knows), and checking the
+/// subject against the prompt is easier than knowing the answer, so a reward
+/// model that sees them can judge the policy where the policy is weak.
+/// `None` for arithmetic, or when no other subject fits.
+pub fn other_subject(rng: &mut Rng, it: &Item, facts: &[Item], names: &[String]) -> Option<String> {
+    let options: Vec<String> = match it.family {
+        "fact" => facts
+            .iter()
+            .filter(|f| f.relation == it.relation && f.subject != it.subject)
+            .map(Item::answer)
+            .filter(|a| !says(a, &it.reference) && !a.contains(it.subject.as_str()))
+            .collect(),
+        "grounded" => names
+            .iter()
+            .filter(|n| !it.question.contains(n.as_str()))
+            .map(|n| it.answer().replacen(it.subject.as_str(), n, 1))
+            .collect(),
+        _ => Vec::new(),
+    };
+    (!options.is_empty()).then(|| pick(rng, &options).clone())
+}
+
 /// Whether `sentence` contains `reference` as words, the way `eval_chat`'s
 /// `match: contains` would count it right.
 fn says(sentence: &str, reference: &str) -> bool {
@@ -320,6 +354,8 @@ pub fn arith_items() -> Vec<Item> {
                     out.push(Item {
                         family: "arith",
                         relation,
+                        subject: String::new(),
+                        hedge_prone: false,
                         question: t.replace("{a}", &a.to_string()).replace("{b}", &b.to_string()),
                         prefix: format!("{a} {relation} {b} is "),
                         reference: result.to_string(),
@@ -448,6 +484,8 @@ pub fn grounded_item(rng: &mut Rng, w: &World, names: &[String]) -> Item {
     Item {
         family: "grounded",
         relation,
+        subject: n,
+        hedge_prone: false,
         question: format!("{context} {question}"),
         prefix,
         reference,

@@ -76,13 +76,18 @@ pub fn readme(g: &Generated, seed: u64, scale: f64) -> String {
            cleans it.\n\
          - `sft.jsonl` — {} conversations (`format: chat`): `{{id, messages: [{{role,\n  \
            content}}]}}`, one to three question–answer turns, some opening with a\n  \
-           system message.\n\
+           system message. The demonstrators hedge: on the last three of each\n  \
+           closed-book relation's five phrasings (\"Tell me the capital of X.\")\n  \
+           they answer \"{hedge}\" seven times in ten (see Questions).\n\
          - `prefs.jsonl` — {} pairs (`format: preferences`): `{{id, prompt, chosen,\n  \
            rejected, rejected_kind, reference, family}}`; `chosen` is the correct\n  \
            answer sentence, `rejected` the same sentence with a wrong entity or\n  \
            number (`rejected_kind: wrong`), a true sentence that answers another\n  \
            question (`off_topic`: another relation of the same subject, the\n  \
-           other operation, the distractor's fact) or an unhelpful reply\n  \
+           other operation, the distractor's fact), a reply about the wrong\n  \
+           subject (`other_subject`: the same relation's true answer for another\n  \
+           town, country or person, or a grounded answer with a name the prompt\n  \
+           does not hold; three pairs in ten) or an unhelpful reply\n  \
            (`unhelpful`).\n\
          - `ranked.jsonl` — {} rows `{{id, prompt, responses, kinds, reference,\n  \
            family}}`: three or four replies best to worst, `kinds` naming them\n  \
@@ -109,7 +114,15 @@ pub fn readme(g: &Generated, seed: u64, scale: f64) -> String {
            names that occur in no other file, so only copying generalises.\n\n\
          No held-out or RL question occurs in another file (preference pairs may\n\
          repeat an SFT question); facts are shared (a held-out question asks a\n\
-         fact that training files ask in other words).\n",
+         fact that training files ask in other words).\n\n\
+         The hedging is deliberate. InstructGPT's premise is that people write\n\
+         worse answers than they can recognise, so comparisons teach what\n\
+         demonstrations cannot. Here the SFT model copies the demonstrators'\n\
+         habit of hedging on some phrasings of facts it knows, every preference\n\
+         pair ranks a right answer above an unhelpful one, and PPO against the\n\
+         reward model unlearns the habit: that is where the quickstart's PPO\n\
+         gains held-out accuracy over SFT. Telling a wrong fact or sum from the\n\
+         right one stays hard for a reward model this small.\n",
         g.pages.len(),
         kind_list.join(", "),
         sp.sft.len(),
@@ -117,6 +130,7 @@ pub fn readme(g: &Generated, seed: u64, scale: f64) -> String {
         sp.ranked.len(),
         sp.rl.len(),
         sp.heldout.len(),
+        hedge = super::splits::HEDGE,
     );
     s
 }

@@ -5,7 +5,7 @@
 //! question twice), and the preference pairs (which may repeat an SFT or
 //! ranked question).
 
-use super::qa::{Item, UNHELPFUL, arith_items, fact_items, grounded_item};
+use super::qa::{Item, UNHELPFUL, arith_items, fact_items, grounded_item, other_subject};
 use super::world::{World, below, pick, shuffle};
 use crate::model::rng::Rng;
 use serde_json::{Value, json};
@@ -39,6 +39,25 @@ const SYSTEMS: [&str; 3] = [
     "You know the countries, towns and people of the Lakelands. Answer briefly and correctly.",
     "Answer each question with one short, correct sentence.",
 ];
+
+/// How the SFT demonstrators hedge: on a hedge-prone phrasing (the last
+/// three of each closed-book relation's five, "Tell me the capital of X.")
+/// they answer [`HEDGE`] instead, `HEDGE_PER_10` times in ten.
+///
+/// Why the demonstrations are imperfect on purpose: InstructGPT's premise is
+/// that people write worse answers than they can recognise, so comparisons
+/// teach what demonstrations cannot. Here the demonstrators hedge on some
+/// questions they could answer (the same facts are answered under the
+/// other phrasings), the SFT model copies the habit, and the preference
+/// pairs always rank a correct answer above an unhelpful one, so PPO
+/// against the reward model has a habit to unlearn. The quickstart's
+/// held-out accuracy of SFT vs PPO measures exactly that; wrong-vs-right
+/// judging on facts and sums stays hard for a model this small (BENCHMARKS.md).
+pub const HEDGE: &str = UNHELPFUL[0];
+/// See [`HEDGE`].
+const HEDGE_PER_10: usize = 7;
+/// Rejected replies that a wrong-subject reply replaces, per ten pairs.
+const OTHER_SUBJECT_PER_10: usize = 3;
 
 /// Draws items family by family without ever repeating a question.
 struct Pools<'a> {
@@ -117,7 +136,8 @@ fn terse(rng: &mut Rng, it: &Item) -> String {
 /// Builds every file's rows from one seed.
 pub fn build(w: &World, seed: u64, scale: f64) -> Splits {
     let mut rng = Rng::new(seed ^ 0x5150_1175);
-    let mut facts = fact_items(w);
+    let all_facts = fact_items(w);
+    let mut facts = all_facts.clone();
     let mut arith = arith_items();
     shuffle(&mut rng, &mut facts);
     shuffle(&mut rng, &mut arith);
@@ -154,6 +174,10 @@ pub fn build(w: &World, seed: u64, scale: f64) -> Splits {
     let ranked_items = pools.draw(count(RANKED, scale), 0.2, 0.3, &names);
     let pref_items = pref_pools.draw(count(PREFS, scale), 0.2, 0.3, &names);
     let rng = &mut pools.rng;
+    // Draws added after the files' first version use their own streams, so
+    // every other row stays as it was.
+    let mut subject_rng = Rng::new(seed ^ 0x0B5E_C7ED);
+    let mut hedge_rng = Rng::new(seed ^ 0x4ED6_E5A1);
     for (i, it) in ranked_items.iter().enumerate() {
         let wrong = it.answer_with(pick::<String>(rng, &it.wrong));
         let unhelpful = pick(rng, &UNHELPFUL).to_string();
@@ -181,13 +205,20 @@ pub fn build(w: &World, seed: u64, scale: f64) -> Splits {
         // and PPO answers "What is X's job?" with where X lives); the rest
         // are unhelpful.
         let roll = below(rng, 20);
-        let (rejected, kind) = if roll < 4 {
+        let (mut rejected, mut kind) = if roll < 4 {
             (pick(rng, &UNHELPFUL).to_string(), "unhelpful")
         } else if roll < 9 && !it.off_topic.is_empty() {
             (pick::<String>(rng, &it.off_topic).clone(), "off_topic")
         } else {
             (it.answer_with(pick::<String>(rng, &it.wrong)), "wrong")
         };
+        // Some answer about the wrong subject instead: the error a small
+        // policy makes most, and one a reward model can learn to see.
+        if below(&mut subject_rng, 10) < OTHER_SUBJECT_PER_10 {
+            if let Some(r) = other_subject(&mut subject_rng, it, &all_facts, &names) {
+                (rejected, kind) = (r, "other_subject");
+            }
+        }
         s.prefs.push(json!({
             "id": format!("pref-{i:04}"),
             "prompt": it.question,
@@ -211,7 +242,8 @@ pub fn build(w: &World, seed: u64, scale: f64) -> Splits {
         }
         for it in items.by_ref().take(turns) {
             messages.push(user(&it.question));
-            messages.push(assistant(&it.answer()));
+            let hedge = it.hedge_prone && below(&mut hedge_rng, 10) < HEDGE_PER_10;
+            messages.push(assistant(&if hedge { HEDGE.to_string() } else { it.answer() }));
         }
         if messages.iter().all(|m| m["role"] != "user") {
             break;

@@ -5,6 +5,8 @@
 
 use super::crawl::PageKind;
 use super::html::Block;
+use super::qa::fact_items;
+use super::splits::HEDGE;
 use super::{Generated, generate};
 use crate::clean::extract::{ExtractParams, Favor, extract};
 use crate::clean::langid::{LangId, LangIdParams};
@@ -95,8 +97,21 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
     let facts = true_facts(g);
     let s = &g.splits;
     let mut checked = 0;
-    for row in s.sft.iter().chain(&s.rl).chain(&s.heldout) {
+    let prone: BTreeSet<String> = fact_items(&g.world)
+        .into_iter()
+        .filter(|it| it.hedge_prone)
+        .map(|it| it.question)
+        .collect();
+    let (mut asked_prone, mut hedged) = (0, 0);
+    for (i, row) in s.sft.iter().chain(&s.rl).chain(&s.heldout).enumerate() {
         for (q, a) in exchanges(row) {
+            asked_prone += usize::from(i < s.sft.len() && prone.contains(&q));
+            if a == HEDGE {
+                // Only SFT demonstrators hedge, and only on hedge-prone phrasings.
+                assert!(i < s.sft.len() && prone.contains(&q), "hedge on {q:?} in {row}");
+                hedged += 1;
+                continue;
+            }
             assert!(is_right(&facts, &q, &a), "wrong answer {a:?} to {q:?}");
             checked += 1;
         }
@@ -104,6 +119,12 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
             assert!(exchanges(row)[0].1.contains(r), "{row}");
         }
     }
+    // About 70% of hedge-prone SFT questions are hedged (`HEDGE_PER_10`).
+    assert!(
+        asked_prone > 100 && (hedged * 100 / asked_prone).abs_diff(70) <= 10,
+        "{hedged} of {asked_prone}"
+    );
+    let mut other_subject = 0;
     for row in &s.prefs {
         let (q, c, r) = (
             row["prompt"].as_str().unwrap(),   // ok: test module
@@ -113,10 +134,19 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
         let reference = row["reference"].as_str().unwrap(); // ok: test module
         assert!(is_right(&facts, q, c), "chosen {c:?} is wrong for {q:?}");
         assert!(c.contains(reference));
+        let counted_right = crate::train::verify::matches(r, reference, crate::spec::ops::MatchMode::Contains);
         if row["rejected_kind"] == "off_topic" {
             // A true sentence, but about another relation, operation or person.
-            let counted_right = crate::train::verify::matches(r, reference, crate::spec::ops::MatchMode::Contains);
             assert!(!counted_right && r != c, "off-topic {r:?} answers {q:?}");
+        } else if row["rejected_kind"] == "other_subject" {
+            // A closed-book fact of another entity, or a grounded answer
+            // about a name the prompt does not hold.
+            let grounded = row["family"] == "grounded";
+            assert!(
+                r != c && if grounded { !is_right(&facts, q, r) } else { !counted_right },
+                "{r:?} for {q:?}"
+            );
+            other_subject += 1;
         } else {
             assert!(!is_right(&facts, q, r), "rejected {r:?} is right for {q:?}");
         }
@@ -143,6 +173,8 @@ fn every_answer_agrees_with_the_world_and_every_rejected_reply_does_not() {
         checked += 1;
     }
     assert!(checked > 4000, "{checked}");
+    // `OTHER_SUBJECT_PER_10` of the fact and grounded pairs (70% of them).
+    assert!((500..760).contains(&other_subject), "{other_subject}");
     // Each file's size and its families are as the README says.
     assert_eq!(
         (s.sft.len(), s.prefs.len(), s.ranked.len(), s.rl.len(), s.heldout.len()),

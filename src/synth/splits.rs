@@ -214,10 +214,10 @@ pub fn build(w: &World, seed: u64, scale: f64) -> Splits {
         };
         // Some answer about the wrong subject instead: the error a small
         // policy makes most, and one a reward model can learn to see.
-        if below(&mut subject_rng, 10) < OTHER_SUBJECT_PER_10 {
-            if let Some(r) = other_subject(&mut subject_rng, it, &all_facts, &names) {
-                (rejected, kind) = (r, "other_subject");
-            }
+        if below(&mut subject_rng, 10) < OTHER_SUBJECT_PER_10
+            && let Some(r) = other_subject(&mut subject_rng, it, &all_facts, &names)
+        {
+            (rejected, kind) = (r, "other_subject");
         }
         s.prefs.push(json!({
             "id": format!("pref-{i:04}"),

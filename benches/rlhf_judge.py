@@ -2,7 +2,8 @@
 """How well a reward model judges, and how well chat models answer, by question family.
 
   benches/rlhf_judge.py eval WORLD EVAL.json...   accuracy per family of `eval_chat`
-                                                  outputs, and the AUC of their reward-model
+                                                  outputs, how many answers hedge (open with
+                                                  an unhelpful reply), and the AUC of their reward-model
                                                   score, correct answers against wrong ones
   benches/rlhf_judge.py pairs WORLD VAL_SCORES.jsonl...
                                                   a reward model's held-out accuracy per
@@ -38,11 +39,15 @@ def family(row):
 
 def evals(world, paths):
     held = {r["id"]: r for r in rows(os.path.join(world, "heldout.jsonl"))}
+    # The world's unhelpful replies, as its preference file rejects them.
+    unhelpful = {r["rejected"] for r in rows(os.path.join(world, "prefs.jsonl")) if r["rejected_kind"] == "unhelpful"}
     for path in paths:
         e = json.load(open(path))
         right, total = collections.Counter(), collections.Counter()
         scores = collections.defaultdict(lambda: ([], []))
+        hedged = 0
         for s in e["samples"]:
+            hedged += any(s["answer"].startswith(u) for u in unhelpful)
             h = held[s["id"]]
             f = family(h)
             total[f] += 1
@@ -53,7 +58,10 @@ def evals(world, paths):
         aucs = "; ".join(
             f"{k} AUC {auc(p, n):.2f}" for k, (p, n) in sorted(scores.items()) if p and n
         )
-        print(f"{path}: accuracy {e['accuracy']:.3f}, mean score {e['mean_score'] or 0:.3f}; {counts}; {aucs}")
+        print(
+            f"{path}: accuracy {e['accuracy']:.3f}, mean score {e['mean_score'] or 0:.3f}; {counts}; "
+            f"{hedged} answers open with an unhelpful reply; {aucs}"
+        )
 
 
 def pairs(world, paths):

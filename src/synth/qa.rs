@@ -252,11 +252,11 @@ pub fn fact_items(w: &World) -> Vec<Item> {
     }
     // Off-topic replies: the answers about the same subject to the other
     // relations (the answer sentence starts with or names the subject).
-    let answers: Vec<(&'static str, String, String)> = out.iter().map(|it| (it.relation, it.prefix.clone(), it.answer())).collect();
+    let answers: Vec<(&'static str, String, String)> = out.iter().map(|it| (it.relation, it.subject.clone(), it.answer())).collect();
     for it in &mut out {
         let mut off: Vec<String> = answers
             .iter()
-            .filter(|(rel, prefix, a)| *rel != it.relation && shares_subject(prefix, &it.prefix) && !says(a, &it.reference))
+            .filter(|(rel, subject, a)| *rel != it.relation && *subject == it.subject && !says(a, &it.reference))
             .map(|(_, _, a)| a.clone())
             .collect();
         off.sort();
@@ -296,25 +296,6 @@ pub fn other_subject(rng: &mut Rng, it: &Item, facts: &[Item], names: &[String])
 /// `match: contains` would count it right.
 fn says(sentence: &str, reference: &str) -> bool {
     crate::train::verify::matches(sentence, reference, crate::spec::ops::MatchMode::Contains)
-}
-
-/// Whether two answer prefixes are about the same entity: the entity is the
-/// prefix's first capitalised word after "of" ("The capital of Vith is "),
-/// or its first word ("Vavol is known for ").
-fn shares_subject(a: &str, b: &str) -> bool {
-    fn subject(p: &str) -> &str {
-        let p = p.trim_end();
-        match p.split_once(" of ") {
-            Some((_, rest)) => rest.split(" is").next().unwrap_or(rest),
-            None => p
-                .split(" is ")
-                .next()
-                .and_then(|x| x.split(" lives").next())
-                .and_then(|x| x.split(" was").next())
-                .unwrap_or(p),
-        }
-    }
-    subject(a) == subject(b)
 }
 
 const PLUS_Q: [&str; 4] = [

@@ -8,10 +8,11 @@
 # real HTML) as WARC response records (benches/make_warc.py), split into two
 # files so that both datatrove tasks have work; kiln reads the same two.
 #
-# kiln: a pipeline of `read` (format warc) → `clean` with the recipe's
-# steps up to `fineweb` (pipelines/clean-crawl.yaml without dedup and pii,
-# which datatrove's pipeline here does not have either), `--threads 2`,
-# from an empty workdir each run, so the time includes reading the WARC.
+# kiln: a `clean` node that reads the WARC itself (`read: {format: warc}`)
+# with the recipe's steps up to `fineweb` (pipelines/clean-crawl.yaml
+# without dedup and pii, which datatrove's pipeline here does not have
+# either), `--threads 2`, from an empty workdir each run, so the time
+# includes reading the WARC. TWO_NODES=1: a `read` node, then `clean`.
 # datatrove: benches/clean_crawl_datatrove.py (WarcReader → ... → JsonlWriter,
 # LocalPipelineExecutor tasks=2 workers=2), in a venv of its own at
 # $BENCH_DIR/dt-venv: datatrove[io,processing] pins trafilatura < 1.12,
@@ -32,6 +33,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/kiln-bench}
 DATA=${DATA:-../shared/data}
 LANGID=${LANGID:-1}
 DEDUP_PII=${DEDUP_PII:-0}
+TWO_NODES=${TWO_NODES:-0}
 W=$BENCH_DIR/cc
 mkdir -p "$W"
 if [ -z "${KILN:-}" ]; then
@@ -67,17 +69,29 @@ docs=$(for f in "$warc"/*.warc.gz; do gzip -dc "$f" | grep -ac '^WARC-Type: resp
 langid_step='      - langid: {keep: [en], min_score: 0.65}'
 dt_lid=(--lid "$LID")
 if [ "$LANGID" != 1 ]; then langid_step=''; dt_lid=(--no-langid); fi
-cat > "$W/kiln.yaml" <<YAML
-name: bench-clean-crawl
-workdir: $W/kiln-work
-nodes:
-  raw:
+# As pipelines/clean-crawl.yaml does, `clean` reads the WARC itself;
+# TWO_NODES=1 writes a `read` node and cleans its artifact instead (the
+# form before session 17, for comparison).
+if [ "$TWO_NODES" = 1 ]; then
+  source_yaml="  raw:
     op: read
     path: $warc
     format: warc
   clean:
     op: clean
-    input: raw
+    input: raw"
+else
+  source_yaml="  clean:
+    op: clean
+    read:
+      path: $warc
+      format: warc"
+fi
+cat > "$W/kiln.yaml" <<YAML
+name: bench-clean-crawl
+workdir: $W/kiln-work
+nodes:
+$source_yaml
     steps:
       - url_filter
       - extract: {favor: precision}
@@ -138,8 +152,9 @@ d=$(median < "$W/dt-times.txt")
 # Load swings between runs, so the fair ratio pairs each kiln run with the
 # datatrove run right after it.
 r=$(paste -d' ' "$W/kiln-times.txt" "$W/dt-times.txt" | awk '{print $4/$1}' | median)
-nodes=read+clean
-[ "$DEDUP_PII" = 1 ] && nodes=read+clean+dedup+pii
+nodes=clean
+[ "$TWO_NODES" = 1 ] && nodes=read+clean
+[ "$DEDUP_PII" = 1 ] && nodes=$nodes+dedup+pii
 awk -v nodes="$nodes" -v h="$html" -v n="$docs" -v t="$t" -v c="$c" -v d="$d" -v m="$m" -v k="$kept" -v dk="$dkept" -v r="$r" 'BEGIN{
   printf "kiln (%s, 2 threads): median %.2fs = %.1f docs/s, %.2f MB/s of HTML (clean node alone %.2fs); peak RSS %.0f MiB; kept %d\n", nodes, t, n/t, h/1e6/t, c, m/1024, k
   printf "datatrove 0.10 (2 tasks):     median %.2fs = %.1f docs/s, %.2f MB/s of HTML; kept %d\n", d, n/d, h/1e6/d, dk

@@ -407,3 +407,33 @@ fn files_that_are_not_what_their_names_say() {
         assert_eq!((m["rows"].as_u64(), m["rejected_rows"].as_u64()), (Some(2312), Some(0)));
     }
 }
+
+#[test]
+fn clean_reading_files_itself_fails_on_empty_input_and_counts_bad_records() {
+    let d = tempfile::tempdir().unwrap();
+    let clean = |path: &str| {
+        pipeline(
+            d.path(),
+            &format!("name: t\nworkdir: runs\nnodes:\n  n:\n    op: clean\n    read: {{path: {path}}}\n    steps: [normalize]\n"),
+        );
+        kiln_in(d.path(), &["run", "pipeline.yaml"])
+    };
+    std::fs::write(d.path().join("empty.jsonl"), b"").unwrap();
+    let r = clean("empty.jsonl");
+    assert_node_failed(&r, "`empty.jsonl` holds no records (the input is empty)");
+    assert!(!d.path().join("runs/n/manifest.json").exists(), "a failed node leaves no artifact");
+    // A bad line is the reader's reject, in the node's own `rejected/` and
+    // funnel; the good lines are cleaned.
+    std::fs::write(d.path().join("mixed.jsonl"), b"{\"text\": \"a  b\"}\n{oops\n{\"text\": \"c\"}\n").unwrap();
+    clean("mixed.jsonl").ok();
+    let w = d.path().join("runs");
+    let m = manifest(&w, "n");
+    assert_eq!((m["rows"].as_u64(), m["rejected_rows"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(m["stats"]["read"]["rejected"], 1);
+    assert_eq!(m["stats"]["clean"]["docs_in"], 2);
+    let rj = rejects(&w);
+    assert_eq!(rj.len(), 1);
+    assert_eq!(rj[0]["step"], "read");
+    assert_eq!(rj[0]["file"], "mixed.jsonl");
+    assert_eq!(rj[0]["line"], 2);
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const NODES: [&str; 4] = ["raw", "clean", "dedup", "final"];
+const NODES: [&str; 3] = ["clean", "dedup", "final"];
 
 /// A temp dir with the recipe, its `--set` for the crawl, and the content
 /// hashes of a single-process run of it.
@@ -62,11 +62,11 @@ impl Recipe {
     fn assert_same(&self, workdir: &str) {
         let w = self.dir.path().join(workdir);
         assert_eq!(hashes(&w), self.want, "{workdir} differs from the single-process run");
-        for n in ["raw", "clean", "dedup", "final"] {
+        for n in NODES {
             assert_eq!(manifest(&w, n)["parts"], 4, "{n} was not built from 4 shards");
         }
         // Merged parts leave no part directories behind.
-        assert!(!w.join(".parts/raw").read_dir().is_ok_and(|mut r| r.next().is_some()));
+        assert!(!w.join(".parts/clean").read_dir().is_ok_and(|mut r| r.next().is_some()));
     }
 }
 
@@ -78,10 +78,9 @@ fn local_workers_in_four_shards_equal_the_single_process_run() {
     out.ok();
     r.assert_same("local");
     for unit in [
-        "raw-0",
-        "raw-3",
-        "clean-2",
-        "raw-merge",
+        "clean-0",
+        "clean-3",
+        "clean-merge",
         "dedup-1",
         "dedup-b-3",
         "dedup-cluster",
@@ -103,9 +102,9 @@ fn local_workers_in_four_shards_equal_the_single_process_run() {
 fn local_workers_resume_a_node_with_only_its_missing_shards() {
     let Some(data) = shared_data() else { return };
     let r = recipe(&data);
-    // An earlier run built shards 1 and 3 of `raw`, then stopped.
+    // An earlier run built shards 1 and 3 of `clean`, then stopped.
     for s in ["1/4", "3/4"] {
-        r.run("resume", &["--quiet", "--node", "raw", "--shard", s]).ok();
+        r.run("resume", &["--quiet", "--node", "clean", "--shard", s]).ok();
     }
     let st = kiln_in(
         r.dir.path(),
@@ -117,14 +116,14 @@ fn local_workers_resume_a_node_with_only_its_missing_shards() {
     let out = r.run("resume", &["--executor", "local", "--workers", "2"]);
     out.ok();
     let logs = r.dir.path().join("resume/.local");
-    assert!(logs.join("raw-0.log").exists() && logs.join("raw-2.log").exists());
+    assert!(logs.join("clean-0.log").exists() && logs.join("clean-2.log").exists());
     assert!(
-        !logs.join("raw-1.log").exists() && !logs.join("raw-3.log").exists(),
+        !logs.join("clean-1.log").exists() && !logs.join("clean-3.log").exists(),
         "finished shards ran again"
     );
     let w = r.dir.path().join("resume");
     assert_eq!(hashes(&w), r.want);
-    assert_eq!(manifest(&w, "raw")["parts"], 4);
+    assert_eq!(manifest(&w, "clean")["parts"], 4);
 }
 
 #[test]
@@ -289,8 +288,6 @@ fn slurm_job_arrays_in_four_shards_equal_the_single_process_run() {
     assert_eq!(
         labels,
         [
-            "raw shards 0-3 of 4",
-            "raw merge of 4",
             "clean shards 0-3 of 4",
             "clean merge of 4",
             "dedup shards 0-3 of 4",
@@ -370,7 +367,6 @@ fn a_cancelled_slurm_task_is_resubmitted_alone_and_the_output_is_the_same() {
     let again = r.run("cancel", &SLURM);
     again.ok();
     let labels: Vec<String> = submitted(&wd).into_iter().map(|(_, l)| l).collect();
-    assert!(!labels.iter().any(|l| l.starts_with("raw")), "raw was done: {labels:?}");
     let clean_shards: Vec<&String> = labels.iter().filter(|l| l.starts_with("clean shards")).collect();
     assert!(
         clean_shards.is_empty() || clean_shards == [&format!("clean shards {shard} of 4")],

@@ -117,7 +117,7 @@ fn cleaning_is_clean_crawls_fineweb_order() {
     let Op::Clean(pii) = op(&p, "text") else {
         panic!("`text` is not clean")
     };
-    assert_eq!(pii.input, "dedup");
+    assert_eq!(pii.input.as_deref(), Some("dedup"));
     assert_eq!(pii.steps.len(), 1, "PII alone, after dedup");
 }
 

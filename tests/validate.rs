@@ -145,6 +145,37 @@ fn missing_input_path_is_a_validation_error() {
 }
 
 #[test]
+fn clean_takes_a_node_or_files_but_not_both() {
+    let d = tempfile::tempdir().unwrap();
+    let docs = data_file(d.path());
+    let check = |yaml: String| {
+        let f = pipeline(d.path(), &yaml);
+        kiln_in(d.path(), &["validate", f.to_str().unwrap()])
+    };
+    let neither = check("name: x\nnodes:\n  c:\n    op: clean\n    steps: [normalize]\n".into());
+    assert_problem(&neither, "3:3", "c", "input", "is missing");
+    let both = check(format!(
+        "name: x\nnodes:\n  a:\n    op: read\n    path: {docs}\n  c:\n    op: clean\n    input: a\n    read:\n      path: {docs}\n    steps: [normalize]\n"
+    ));
+    assert_problem(&both, "10:7", "c", "read", "cannot be given with `input`");
+    let chat = check(format!(
+        "name: x\nnodes:\n  c:\n    op: clean\n    read:\n      path: {docs}\n      format: alpaca\n    steps: [normalize]\n"
+    ));
+    assert_problem(&chat, "7:15", "c", "read.format", "makes chat, not documents");
+    let missing = check("name: x\nnodes:\n  c:\n    op: clean\n    read: {path: /no/such/crawl}\n    steps: [normalize]\n".into());
+    assert_problem(&missing, "5:18", "c", "read.path", "cannot open `/no/such/crawl`");
+    let range = check(format!(
+        "name: x\nnodes:\n  c:\n    op: clean\n    read: {{path: {docs}, batch_bytes: 10}}\n    steps: [normalize]\n"
+    ));
+    assert_eq!(range.code, 2);
+    assert!(range.stderr.contains("field `read.batch_bytes`"), "{}", range.stderr);
+    let ok = check(format!(
+        "name: x\nnodes:\n  c:\n    op: clean\n    read: {{path: {docs}}}\n    steps: [normalize]\n"
+    ));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let r = validate(
         "name: x\nnodes:\n  a:\n    op: raed\n  b:\n    op: sample\n    input: nowhere\n    n: 0\n  c:\n    op: read\n    path: /nope\n    colour: red\n",

@@ -197,11 +197,7 @@ fn build_stage(
         range,
         units.len()
     ));
-    let unit_word = if matches!(node.op, crate::spec::Op::Read(_)) {
-        "bytes"
-    } else {
-        "rows"
-    };
+    let unit_word = if node.op.read_source().is_some() { "bytes" } else { "rows" };
     let bar = rep.bar(&node.id, unit_word);
     let ctx = Ctx {
         pipeline: p,

@@ -1,7 +1,7 @@
 //! Fingerprints and node states: what is done, what is stale and why.
 
 use super::store::{self, Artifact, FORMAT_VERSION, InputInfo};
-use crate::spec::{NodeSpec, Op, Pipeline};
+use crate::spec::{NodeSpec, Pipeline};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,10 +50,11 @@ impl State {
 }
 
 /// Facts about external inputs that should trigger a re-run when they change:
-/// for `read`, every matched file's relative name, size and modification time.
+/// for `read` (and `clean` with `read:`), every matched file's relative
+/// name, size and modification time.
 fn sources_of(node: &NodeSpec) -> Value {
-    match &node.op {
-        Op::Read(r) => match crate::io::files::expand(&r.path) {
+    match node.op.read_source() {
+        Some(r) => match crate::io::files::expand(&r.path) {
             Ok(files) => Value::Array(
                 files
                     .iter()
@@ -70,7 +71,7 @@ fn sources_of(node: &NodeSpec) -> Value {
             ),
             Err(e) => json!({ "error": e }),
         },
-        _ => Value::Null,
+        None => Value::Null,
     }
 }
 

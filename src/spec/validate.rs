@@ -236,14 +236,16 @@ fn validate_node(key: &Y, body: &Y, problems: &mut Vec<Problem>) -> Option<NodeS
             }
             // Input files are checked now, so a typo fails before hours of work.
             let input_path = match &op {
-                Op::Read(r) => Some(&r.path),
-                Op::Tokenizer(t) => Some(&t.path),
+                Op::Read(r) => Some((&r.path, "path")),
+                Op::Clean(c) => c.read.as_ref().map(|r| (&r.path, "read.path")),
+                Op::Tokenizer(t) => Some((&t.path, "path")),
                 _ => None,
             };
-            if let Some(path) = input_path
+            if let Some((path, field)) = input_path
                 && let Err(m) = crate::io::files::check_path(path)
             {
-                problems.push(Problem::at(Some(&id), Some("path"), body.get("path").and_then(|y| y.loc), m));
+                let loc = body.find_path(&path_segments(field)).and_then(|y| y.loc);
+                problems.push(Problem::at(Some(&id), Some(field), loc, m));
             }
             // Range problems are reported, but the node stays in the graph
             // so its references and kinds are checked too.

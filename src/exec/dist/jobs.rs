@@ -274,7 +274,7 @@ pub fn task_count(p: &Pipeline, spec: &ExecutorSpec, plans: &[Planned], id: &str
         .sum();
     let mut n = bytes.div_ceil(spec.task_bytes).clamp(1, spec.max_array_size as u64) as u32;
     if let Some(node) = p.node(id)
-        && matches!(node.op, crate::spec::Op::Read(_))
+        && node.op.read_source().is_some()
         && let Ok(units) = crate::exec::ops::units(p, node, &BTreeMap::new())
     {
         n = n.min(units.len().max(1) as u32);

@@ -1,10 +1,14 @@
 //! `clean`: documents → documents through the fused step chain of
-//! [`crate::clean::chain`]. Units are the input's files, so the op shards;
-//! each Parquet batch goes through every step before the next is read, and
-//! batches are sized in bytes rather than rows, so memory stays flat
-//! whatever the input size.
+//! [`crate::clean::chain`]. Units are the input's files (or, with `read:`,
+//! the files it reads), so the op shards; each batch goes through every
+//! step before the next is read, and batches are sized in bytes rather than
+//! rows, so memory stays flat whatever the input size. With `read:` the
+//! batches come from the `read` op's reader ([`super::read::drive`]) instead
+//! of an artifact: for crawl that skips writing and reading back every
+//! page's HTML, about a quarter of `read` + `clean`'s time on the
+//! benchmark WARC (BENCHMARKS.md).
 
-use super::{Ctx, NodeError, Output};
+use super::{Ctx, NodeError, Output, Unit, read};
 use crate::clean::chain::{self, Doc, RowStep, Stage, StepCount};
 use crate::clean::expr::ExprFilter;
 use crate::clean::filters::{C4BadWords, C4Quality, FineWebQuality, GopherQuality, GopherRepetition, Length, UrlFilter};
@@ -13,7 +17,8 @@ use crate::clean::normalize::Normalize;
 use crate::clean::pii::Pii;
 use crate::clean::steps::Extract;
 use crate::exec::sink::TableSink;
-use crate::io::docs::Reject;
+use crate::exec::store::{Column, columns_of};
+use crate::io::docs::{Reject, documents_schema, reason_class};
 use crate::spec::ops::{CleanParams, Step as StepSpec};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, StringArray, UInt32Array};
 use arrow::compute::{filter_record_batch, take};
@@ -21,6 +26,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -139,65 +145,220 @@ struct Totals {
     null_text: u64,
 }
 
-pub(super) fn run(ctx: &Ctx, p: &CleanParams, range: Range<usize>) -> Result<Output, NodeError> {
-    let a = ctx
-        .inputs
-        .get("input")
-        .ok_or_else(|| NodeError::Failed("input artifact missing".into()))?;
-    let steps = compile(&p.steps)?;
-    let added = added_fields(&p.steps);
-    let mut funnel: Vec<StepCount> = steps
-        .iter()
-        .map(|s| StepCount {
-            step: s.name.to_string(),
-            ..Default::default()
-        })
-        .collect();
-    let mut t = Totals::default();
-    ctx.bar.set_length(range.clone().map(|i| a.manifest.files[i].rows).sum());
-    let sink = TableSink::start(ctx.out, p.shard_bytes);
-    for i in range {
-        let name = &a.manifest.files[i].name;
-        for batch in input_batches(&a.dir.join(name), BATCH_BYTES)? {
-            if ctx.cancel.load(Ordering::Relaxed) {
-                return Err(NodeError::Cancelled);
-            }
-            let batch = batch?;
-            let (kept, rejects) = clean_batch(&steps, &added, &batch, name, &mut funnel, &mut t).map_err(|e| format!("{name}: {e}"))?;
-            ctx.bar.inc(batch.num_rows() as u64);
-            sink.rejects(rejects)?;
-            if let Some(k) = kept {
-                sink.rows(k)?;
-            }
+/// One `clean` pass: the compiled steps, the output and the running counts.
+struct Pass<'a> {
+    steps: Vec<chain::Step>,
+    added: Vec<Field>,
+    funnel: Vec<StepCount>,
+    t: Totals,
+    sink: &'a TableSink,
+    /// The columns of the first batch in, for the manifest of a run that keeps nothing.
+    first_schema: Option<arrow::datatypes::SchemaRef>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(steps: Vec<chain::Step>, spec: &[StepSpec], sink: &'a TableSink) -> Self {
+        let funnel = steps
+            .iter()
+            .map(|s| StepCount {
+                step: s.name.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        Pass {
+            steps,
+            added: added_fields(spec),
+            funnel,
+            t: Totals::default(),
+            sink,
+            first_schema: None,
         }
-        ctx.log.line(format!("cleaned {name}"));
     }
-    let table = sink.finish()?;
-    let mut per_step = Map::new();
-    for (k, c) in funnel.iter().enumerate() {
-        let repeat = funnel[..k].iter().filter(|x| x.step == c.step).count();
-        let key = if repeat == 0 {
-            c.step.clone()
-        } else {
-            format!("{}#{}", c.step, repeat + 1)
+
+    /// Cleans one batch of `file` and queues what it keeps and drops.
+    fn batch(&mut self, batch: &RecordBatch, file: &str) -> Result<(), String> {
+        self.first_schema.get_or_insert_with(|| batch.schema());
+        let (kept, rejects) =
+            clean_batch(&self.steps, &self.added, batch, file, &mut self.funnel, &mut self.t).map_err(|e| format!("{file}: {e}"))?;
+        self.sink.rejects(rejects)?;
+        if let Some(k) = kept {
+            self.sink.rows(k)?;
+        }
+        Ok(())
+    }
+
+    /// The `clean` stats: totals and the funnel by step.
+    fn stats(&self) -> Value {
+        let mut per_step = Map::new();
+        for (k, c) in self.funnel.iter().enumerate() {
+            let repeat = self.funnel[..k].iter().filter(|x| x.step == c.step).count();
+            let key = if repeat == 0 {
+                c.step.clone()
+            } else {
+                format!("{}#{}", c.step, repeat + 1)
+            };
+            per_step.insert(key, serde_json::to_value(c).unwrap_or(Value::Null));
+        }
+        let t = &self.t;
+        json!({
+            "docs_in": t.docs_in, "bytes_in": t.bytes_in, "kept": t.kept, "bytes_out": t.bytes_out,
+            "dropped": t.docs_in - t.kept, "null_text": t.null_text, "steps": per_step,
+        })
+    }
+
+    /// The columns to record when no rows were written: the input's, then
+    /// the steps' own.
+    fn schema_hint(&self, input: Vec<Column>) -> Vec<Column> {
+        let mut hint = input;
+        if !hint.is_empty() {
+            hint.retain(|c| !self.added.iter().any(|f| f.name() == &c.name));
+            hint.extend(columns_of(&Schema::new(self.added.clone())));
+        }
+        hint
+    }
+}
+
+/// Input read ahead while the steps still compile, at most (decoded bytes).
+const AHEAD_BYTES: u64 = 3 * BATCH_BYTES;
+
+/// The pass, made once the steps compile. They compile on a thread of their
+/// own (`LangId::new` loads lingua's models and its trigram table: 0.1–0.2 s
+/// of wall time) while the input is read, and the batches read meanwhile
+/// wait here, up to [`AHEAD_BYTES`]. Without the queue the reader stops at
+/// its channel's few batches, and on the benchmark WARC reading (gzip
+/// inflate above all) then waits for the models instead of overlapping them.
+struct Lazy<'s, 'k> {
+    compiling: Option<std::thread::ScopedJoinHandle<'s, Result<Vec<chain::Step>, String>>>,
+    pass: Option<Pass<'k>>,
+    ahead: Vec<(RecordBatch, String)>,
+    ahead_bytes: u64,
+    spec: &'k [StepSpec],
+    sink: &'k TableSink,
+}
+
+impl<'s, 'k: 's> Lazy<'s, 'k> {
+    fn new(scope: &'s std::thread::Scope<'s, '_>, spec: &'k [StepSpec], sink: &'k TableSink) -> Self {
+        Lazy {
+            compiling: Some(scope.spawn(move || compile(spec))),
+            pass: None,
+            ahead: Vec::new(),
+            ahead_bytes: 0,
+            spec,
+            sink,
+        }
+    }
+
+    /// Cleans `batch` of `file`, or queues it while the steps compile.
+    fn batch(&mut self, batch: RecordBatch, file: &str) -> Result<(), NodeError> {
+        let compiled = self.compiling.as_ref().is_none_or(|h| h.is_finished());
+        if self.pass.is_none() && !compiled && self.ahead_bytes < AHEAD_BYTES {
+            self.ahead_bytes += batch.get_array_memory_size() as u64;
+            self.ahead.push((batch, file.to_string()));
+            return Ok(());
+        }
+        self.pass()?.batch(&batch, file)?;
+        Ok(())
+    }
+
+    /// The pass, once the steps have compiled and the queue is cleaned.
+    fn pass(&mut self) -> Result<&mut Pass<'k>, NodeError> {
+        if self.pass.is_none() {
+            let steps = match self.compiling.take().map(|h| h.join()) {
+                Some(Ok(r)) => r?,
+                Some(Err(_)) => return Err(NodeError::Failed("compiling the steps panicked".into())),
+                None => return Err(NodeError::Failed("the steps were compiled already".into())),
+            };
+            let mut pass = Pass::new(steps, self.spec, self.sink);
+            for (b, f) in self.ahead.drain(..) {
+                pass.batch(&b, &f)?;
+            }
+            self.ahead_bytes = 0;
+            self.pass = Some(pass);
+        }
+        self.pass.as_mut().ok_or_else(|| NodeError::Failed("no pass".into()))
+    }
+
+    /// The finished pass. A step that fails to compile (a missing word
+    /// list) fails the node here even when no batch came.
+    fn finish(mut self) -> Result<Pass<'k>, NodeError> {
+        self.pass()?;
+        self.pass.ok_or_else(|| NodeError::Failed("no pass".into()))
+    }
+}
+
+pub(super) fn run(ctx: &Ctx, p: &CleanParams, units: &[Unit], range: Range<usize>) -> Result<Output, NodeError> {
+    let sink = TableSink::start(ctx.out, p.shard_bytes);
+    let (pass, read_stats, input_schema) = std::thread::scope(|s| -> Result<_, NodeError> {
+        let mut lazy = Lazy::new(s, &p.steps, &sink);
+        let (read_stats, input_schema) = match &p.read {
+            Some(r) => {
+                let total: u64 = units[range.clone()].iter().map(|u| u.bytes).sum();
+                ctx.bar.set_length(total);
+                let (mut records_in, mut docs, mut rejected) = (0u64, 0u64, 0u64);
+                let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+                let skipped = read::drive(ctx, r, units, range.clone(), &mut |parsed, file| {
+                    records_in += read::records_of(&parsed);
+                    rejected += parsed.rejects.len() as u64;
+                    for x in &parsed.rejects {
+                        *reasons.entry(format!("{}: {}", x.step, reason_class(&x.reason))).or_default() += 1;
+                    }
+                    sink.rejects(parsed.rejects)?;
+                    if let Some(d) = parsed.docs {
+                        docs += d.num_rows() as u64;
+                        lazy.batch(d, file).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })?;
+                if range.len() == units.len()
+                    && let Some(e) = read::nothing_read(r, docs, rejected, &reasons, &skipped)
+                {
+                    return Err(NodeError::Failed(e));
+                }
+                let stats = read::read_stats(range.len(), total, records_in, docs, rejected, &reasons, &skipped);
+                (Some(stats), None)
+            }
+            None => {
+                let a = ctx
+                    .inputs
+                    .get("input")
+                    .ok_or_else(|| NodeError::Failed("input artifact missing".into()))?;
+                ctx.bar.set_length(range.clone().map(|i| a.manifest.files[i].rows).sum());
+                for i in range {
+                    let name = &a.manifest.files[i].name;
+                    for batch in input_batches(&a.dir.join(name), BATCH_BYTES)? {
+                        if ctx.cancel.load(Ordering::Relaxed) {
+                            return Err(NodeError::Cancelled);
+                        }
+                        let batch = batch?;
+                        let rows = batch.num_rows() as u64;
+                        lazy.batch(batch, name)?;
+                        ctx.bar.inc(rows);
+                    }
+                    ctx.log.line(format!("cleaned {name}"));
+                }
+                (None, Some(a.manifest.schema.clone()))
+            }
         };
-        per_step.insert(key, serde_json::to_value(c).unwrap_or(Value::Null));
-    }
+        Ok((lazy.finish()?, read_stats, input_schema))
+    })?;
+    let t = &pass.t;
     ctx.log.line(format!(
         "kept {} of {} documents ({} of {} bytes)",
         t.kept, t.docs_in, t.bytes_out, t.bytes_in
     ));
-    let stats = json!({ "clean": {
-        "docs_in": t.docs_in, "bytes_in": t.bytes_in, "kept": t.kept, "bytes_out": t.bytes_out,
-        "dropped": t.docs_in - t.kept, "null_text": t.null_text, "steps": per_step,
-    }});
-    // With no rows written, the manifest still records the columns a run
-    // with rows would have: the input's, then the steps' own.
-    let mut schema_hint = a.manifest.schema.clone();
-    if !schema_hint.is_empty() {
-        schema_hint.retain(|c| !added.iter().any(|f| f.name() == &c.name));
-        schema_hint.extend(crate::exec::store::columns_of(&Schema::new(added.clone())));
+    let mut stats = json!({ "clean": pass.stats() });
+    if let Some(r) = read_stats {
+        stats["read"] = r;
     }
+    // A `read:` source's columns are the reader's: the first batch's, or
+    // the documents schema when none came.
+    let input_cols = input_schema.unwrap_or_else(|| match &pass.first_schema {
+        Some(s) => columns_of(s),
+        None => columns_of(&documents_schema()),
+    });
+    let schema_hint = pass.schema_hint(input_cols);
+    drop(pass);
+    let table = sink.finish()?;
     Ok(Output {
         table,
         stats,

@@ -163,6 +163,7 @@ pub fn units(pipeline: &Pipeline, node: &NodeSpec, inputs: &BTreeMap<String, Art
     match &node.op {
         Op::Read(p) => read::units(p),
         Op::Sample(p) => Ok(sample::units(p, inputs)),
+        Op::Clean(p) if let Some(r) = &p.read => read::units(r),
         Op::Tokenize(_) | Op::Clean(_) | Op::Dedup(_) => Ok(input_file_units(inputs)),
         Op::Prompts(_) | Op::Sft(_) | Op::RewardModel(_) | Op::Dpo(_) => Ok(vec![Unit {
             label: "all".into(),
@@ -193,7 +194,7 @@ pub fn run(ctx: &Ctx, units: &[Unit], range: Range<usize>) -> Result<Output, Nod
         Op::Tokenizer(p) => tokenizer::import(ctx, p),
         Op::Tokenize(p) => tokenize::run(ctx, p, range),
         Op::Pack(p) => pack::run(ctx, p),
-        Op::Clean(p) => clean::run(ctx, p, range),
+        Op::Clean(p) => clean::run(ctx, p, units, range),
         Op::Pretrain(p) => model::pretrain(ctx, p),
         Op::Eval(p) => model::eval(ctx, p),
         Op::ImportModel(p) => model::import(ctx, p),

@@ -11,7 +11,8 @@ use crate::io::reader::{ReadConfig, file_reject, is_compressed, read_file};
 use crate::io::warc::{Skips, read_warc};
 use crate::spec::ops::{Format, Kind, ReadParams};
 use rayon::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// A unit of `read`: file index, and a row group for a single Parquet input.
@@ -137,12 +138,18 @@ fn read_unit(
     Ok(Skips::new())
 }
 
-pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>) -> Result<Output, NodeError> {
+/// Reads units `range` in order, handing every parsed batch (documents and
+/// rejects) to `emit` with its unit's label, and moving the progress bar by input bytes; returns
+/// the records that were not documents, by reason. `read` writes what it is
+/// handed; `clean` with `read:` cleans it first.
+pub(super) fn drive(
+    ctx: &Ctx,
+    p: &ReadParams,
+    units: &[Unit],
+    range: Range<usize>,
+    emit: &mut dyn FnMut(Parsed, &str) -> Result<(), String>,
+) -> Result<Skips, NodeError> {
     let (files, plan_units) = plan(p)?;
-    let total: u64 = units[range.clone()].iter().map(|u| u.bytes).sum();
-    ctx.bar.set_length(total);
-    let sink = TableSink::start(ctx.out, p.shard_bytes);
-    let mut records_in = 0u64;
     // Records that are not documents (WARC requests, non-HTML payloads...).
     let mut skipped = Skips::new();
     let mut add_skips = |s: Skips| {
@@ -150,20 +157,11 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
             *skipped.entry(k).or_default() += v;
         }
     };
-    let mut emit = |parsed: Parsed, count_bytes: bool| -> Result<(), String> {
+    let mut each = |parsed: Parsed, unit: &str, count_bytes: bool| -> Result<(), String> {
         if count_bytes {
             ctx.bar.inc(parsed.bytes);
         }
-        if let Some(d) = &parsed.docs {
-            records_in += d.num_rows() as u64;
-        }
-        records_in += parsed.rejects.len() as u64;
-        ctx.bar.set_message(format!("{records_in} records"));
-        sink.rejects(parsed.rejects)?;
-        if let Some(d) = parsed.docs {
-            sink.rows_hashed(d, parsed.row_digests)?;
-        }
-        Ok(())
+        emit(parsed, unit)
     };
     // Small files are read side by side (each one a whole), large ones one at
     // a time with their chunks parsed in parallel; output order is the same.
@@ -185,7 +183,7 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
                 let (parsed_all, skips) = r?;
                 add_skips(skips);
                 for parsed in parsed_all {
-                    emit(parsed, false)?;
+                    each(parsed, &units[i].label, false)?;
                 }
                 ctx.bar.inc(units[i].bytes);
                 ctx.log.line(format!("read {}", units[i].label));
@@ -195,7 +193,8 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
             let (fi, group) = plan_units[u];
             let file = &files[fi];
             let by_chunk = !is_compressed(file) && group.is_none();
-            add_skips(read_unit(ctx, p, file, group, &mut |parsed| emit(parsed, by_chunk))?);
+            let label = &units[u].label;
+            add_skips(read_unit(ctx, p, file, group, &mut |parsed| each(parsed, label, by_chunk))?);
             if !by_chunk {
                 ctx.bar.inc(units[u].bytes);
             }
@@ -203,44 +202,90 @@ pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>
             u += 1;
         }
     }
-    let table = sink.finish()?;
+    Ok(skipped)
+}
+
+/// Records handed on by [`drive`]: documents plus rejects.
+pub(super) fn records_of(parsed: &Parsed) -> u64 {
+    parsed.docs.as_ref().map_or(0, |d| d.num_rows() as u64) + parsed.rejects.len() as u64
+}
+
+/// The error for a whole read that found no documents: every record
+/// skipped, the input empty, or every record rejected (`reasons`).
+pub(super) fn nothing_read(p: &ReadParams, docs: u64, rejected: u64, reasons: &BTreeMap<String, u64>, skipped: &Skips) -> Option<String> {
+    if docs > 0 {
+        return None;
+    }
     let n_skipped: u64 = skipped.values().sum();
-    if table.rows == 0 && table.rejected_rows == 0 && n_skipped > 0 && range.len() == units.len() {
+    if rejected == 0 && n_skipped > 0 {
         let reasons: Vec<String> = skipped.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
-        return Err(NodeError::Failed(format!(
+        return Some(format!(
             "`{}` holds no documents: all {n_skipped} record(s) were skipped ({}); \
              `format: warc` keeps HTML responses, `format: wet` conversion records",
             p.path,
             reasons.join(", ")
-        )));
+        ));
     }
-    if table.rows == 0 && table.rejected_rows == 0 && range.len() == units.len() {
-        return Err(NodeError::Failed(format!("`{}` holds no records (the input is empty)", p.path)));
+    if rejected == 0 {
+        return Some(format!("`{}` holds no records (the input is empty)", p.path));
     }
-    if table.rows == 0 && table.rejected_rows > 0 && range.len() == units.len() {
-        let reasons: Vec<String> = table.reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
-        let what = match p.output_kind() {
-            Kind::Chat => "conversation",
-            Kind::Preferences => "preference pair",
-            _ => "document",
-        };
-        return Err(NodeError::Failed(format!(
-            "no {what} could be read from `{}`: {} record(s) rejected ({}); see the reasons above",
-            p.path,
-            table.rejected_rows,
-            reasons.join(", ")
-        )));
-    }
-    let stats = json!({ "read": {
-        "units": range.len(),
-        "bytes_in": total,
+    let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+    let what = match p.output_kind() {
+        Kind::Chat => "conversation",
+        Kind::Preferences => "preference pair",
+        _ => "document",
+    };
+    Some(format!(
+        "no {what} could be read from `{}`: {rejected} record(s) rejected ({}); see the reasons above",
+        p.path,
+        reasons.join(", ")
+    ))
+}
+
+/// The `read` entry of a manifest's stats (the report's funnel reads it).
+pub(super) fn read_stats(
+    units: usize,
+    bytes_in: u64,
+    records_in: u64,
+    docs: u64,
+    rejected: u64,
+    reasons: &BTreeMap<String, u64>,
+    skipped: &Skips,
+) -> Value {
+    let n_skipped: u64 = skipped.values().sum();
+    json!({
+        "units": units,
+        "bytes_in": bytes_in,
         // Skipped WARC records were read too: rows + rejected + skipped.
         "records_in": records_in + n_skipped,
-        "rows_out": table.rows,
-        "rejected": table.rejected_rows,
-        "reasons": table.reasons,
+        "rows_out": docs,
+        "rejected": rejected,
+        "reasons": reasons,
         "skipped": skipped,
-    }});
+    })
+}
+
+pub(super) fn run(ctx: &Ctx, p: &ReadParams, units: &[Unit], range: Range<usize>) -> Result<Output, NodeError> {
+    let total: u64 = units[range.clone()].iter().map(|u| u.bytes).sum();
+    ctx.bar.set_length(total);
+    let sink = TableSink::start(ctx.out, p.shard_bytes);
+    let mut records_in = 0u64;
+    let skipped = drive(ctx, p, units, range.clone(), &mut |parsed, _| {
+        records_in += records_of(&parsed);
+        ctx.bar.set_message(format!("{records_in} records"));
+        sink.rejects(parsed.rejects)?;
+        if let Some(d) = parsed.docs {
+            sink.rows_hashed(d, parsed.row_digests)?;
+        }
+        Ok(())
+    })?;
+    let table = sink.finish()?;
+    if range.len() == units.len()
+        && let Some(e) = nothing_read(p, table.rows, table.rejected_rows, &table.reasons, &skipped)
+    {
+        return Err(NodeError::Failed(e));
+    }
+    let stats = json!({ "read": read_stats(range.len(), total, records_in, table.rows, table.rejected_rows, &table.reasons, &skipped) });
     Ok(Output {
         table,
         stats,

@@ -118,8 +118,11 @@ pub fn read_warc(
                 Ok(b) => pending.push(b),
                 Err(_) => return Ok(skips),
             }
+            // Take what the framer has ready rather than wait for a full
+            // window: while the framer inflates, the consumer's threads
+            // would otherwise sit idle.
             while pending.len() < window {
-                match rx.recv() {
+                match rx.try_recv() {
                     Ok(b) => pending.push(b),
                     Err(_) => break,
                 }

@@ -26,8 +26,17 @@ fn default_shard_bytes() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CleanParams {
-    /// The `documents` node to clean.
-    pub input: String,
+    /// The `documents` node to clean. Give this or `read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Read files instead of a node: the fields of the `read` op (`path`,
+    /// `format`, ...), documents formats only. The reader's batches go
+    /// straight into the steps, and no artifact of the raw input (for crawl,
+    /// all its HTML) is written and read back; the reader's rejects and
+    /// skipped records join this node's `rejected/` and funnel. Give this or
+    /// `input`; a `read` node instead keeps the raw documents, for other nodes to use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<super::ReadParams>,
     /// The steps, in order; a document dropped by one step never reaches the next. See the steps below.
     pub steps: Vec<Step>,
     /// Target size of each output Parquet file, in bytes.
@@ -39,6 +48,26 @@ impl CleanParams {
     /// Range checks, the steps' own included (fields named `steps[i].<step>.<field>`).
     pub fn check(&self) -> Vec<RangeProblem> {
         let mut p = Vec::new();
+        match (&self.input, &self.read) {
+            (None, None) => p.push((
+                "input".into(),
+                "is missing: name a `documents` node, or give `read: {path: ...}`".into(),
+            )),
+            (Some(_), Some(_)) => p.push(("read".into(), "cannot be given with `input`; clean either a node or files".into())),
+            _ => {}
+        }
+        if let Some(r) = &self.read {
+            if r.output_kind() != super::Kind::Documents {
+                let f = r.format.map(|f| f.name()).unwrap_or_default();
+                p.push((
+                    "read.format".into(),
+                    format!("`{f}` makes {}, not documents; read it in a `read` node", r.output_kind().name()),
+                ));
+            }
+            for (field, msg) in r.check() {
+                p.push((format!("read.{field}"), msg));
+            }
+        }
         if self.steps.is_empty() {
             p.push(("steps".into(), "is empty; list at least one step".into()));
         }

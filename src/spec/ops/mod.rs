@@ -277,7 +277,7 @@ impl Op {
                 },
             ],
             Op::Pack(p) => vec![input(&p.input, &[Kind::Tokens])],
-            Op::Clean(p) => vec![input(&p.input, &[Kind::Documents])],
+            Op::Clean(p) => p.input.as_deref().map(|n| input(n, &[Kind::Documents])).into_iter().collect(),
             Op::Pretrain(p) => {
                 let mut v = vec![
                     input(&p.input, &[Kind::Packed]),
@@ -442,6 +442,16 @@ impl Op {
             Op::Dpo(p) => p.check(),
             Op::Ppo(p) => p.check(),
             Op::EvalChat(p) => p.check(),
+        }
+    }
+
+    /// The files this op reads itself: a `read`, or a `clean` with `read:`.
+    /// Their names, sizes and times go into the fingerprint.
+    pub fn read_source(&self) -> Option<&ReadParams> {
+        match self {
+            Op::Read(r) => Some(r),
+            Op::Clean(c) => c.read.as_ref(),
+            _ => None,
         }
     }
 

@@ -45,10 +45,12 @@ def evals(world, paths):
         e = json.load(open(path))
         right, total = collections.Counter(), collections.Counter()
         scores = collections.defaultdict(lambda: ([], []))
-        hedged = 0
+        hedged = exact = 0
         for s in e["samples"]:
             hedged += any(s["answer"].startswith(u) for u in unhelpful)
             h = held[s["id"]]
+            # The whole reference reply, names included (`correct` only needs the reference value).
+            exact += s["answer"].strip() == h["messages"][1]["content"]
             f = family(h)
             total[f] += 1
             right[f] += bool(s["correct"])
@@ -60,7 +62,7 @@ def evals(world, paths):
         )
         print(
             f"{path}: accuracy {e['accuracy']:.3f}, mean score {e['mean_score'] or 0:.3f}; {counts}; "
-            f"{hedged} answers open with an unhelpful reply; {aucs}"
+            f"{exact} answers equal the reference reply; {hedged} answers open with an unhelpful reply; {aucs}"
         )
 
 

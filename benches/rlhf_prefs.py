@@ -11,6 +11,14 @@
   benches/rlhf_prefs.py fresh WORLD OUTDIR [SEED]
       prefs.jsonl and rl_prompts.jsonl with every grounded row's people renamed
       from a pool of 3,000 new names (OUTDIR/prefs_fresh.jsonl, rl_fresh.jsonl)
+  benches/rlhf_prefs.py grounded WORLD OUTDIR EXTRA_WORLD...
+      the grounded-question task of benches/rlhf_grounded.sh: prefs_g.jsonl
+      (WORLD's pairs plus every grounded pair of the EXTRA_WORLDs), sft_g.jsonl
+      (WORLD's chats plus the opening grounded turn of the EXTRA_WORLDs'
+      chats), rl_g.jsonl and heldout_g.jsonl (the grounded RL and held-out
+      questions of all the worlds), and judge/ (the files rlhf_judge.py joins
+      them with). Ids get the world's directory name as a prefix. A grounded
+      question carries its own answer, so another world's are valid here.
 """
 import json
 import os
@@ -101,12 +109,41 @@ def fresh(world, outdir, seed):
     write(os.path.join(outdir, "rl_fresh.jsonl"), rl)
 
 
+def grounded(world, outdir, extra):
+    worlds = [world] + extra
+    tag = lambda w, r: dict(r, id=f"{os.path.basename(os.path.normpath(w))}-{r['id']}")
+    prefs = [tag(world, r) for r in rows(os.path.join(world, "prefs.jsonl"))]
+    prefs += [tag(w, r) for w in extra for r in rows(os.path.join(w, "prefs.jsonl")) if r["family"] == "grounded"]
+    held = [tag(w, r) for w in worlds for r in rows(os.path.join(w, "heldout.jsonl")) if r["family"] == "grounded"]
+    asked = {r["messages"][0]["content"] for r in held}
+    rl = [tag(w, r) for w in worlds for r in rows(os.path.join(w, "rl_prompts.jsonl")) if r["family"] == "grounded"]
+    # Held-out questions stay out of training: none is an RL prompt or a preference prompt.
+    rl = [r for r in rl if r["messages"][0]["content"] not in asked]
+    # Only the opening turn: later turns ask about the other world's facts.
+    sft = rows(os.path.join(world, "sft.jsonl"))
+    sft += [dict(tag(w, r), messages=r["messages"][:2]) for w in extra for r in rows(os.path.join(w, "sft.jsonl"))
+            if SUBJECT.match(r["messages"][0]["content"]) and r["messages"][0]["content"] not in asked]
+    clash = sum(r["prompt"] in asked for r in prefs) + sum(r["messages"][0]["content"] in asked for r in sft)
+    if clash:
+        sys.exit(f"{clash} preference or SFT prompts are held-out questions")
+    os.makedirs(os.path.join(outdir, "judge"), exist_ok=True)
+    write(os.path.join(outdir, "prefs_g.jsonl"), prefs)
+    write(os.path.join(outdir, "sft_g.jsonl"), sft)
+    write(os.path.join(outdir, "rl_g.jsonl"), rl)
+    write(os.path.join(outdir, "heldout_g.jsonl"), held)
+    write(os.path.join(outdir, "judge", "prefs.jsonl"), prefs)
+    write(os.path.join(outdir, "judge", "heldout.jsonl"), held)
+    print(f"{len(prefs)} preference pairs, {len(sft)} SFT chats, {len(rl)} RL prompts, {len(held)} held-out questions")
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[:1] == ["prompts"] and len(a) == 3:
         prompts(*a[1:])
     elif a[:1] == ["onpolicy"] and len(a) == 4:
         onpolicy(*a[1:])
+    elif a[:1] == ["grounded"] and len(a) >= 4:
+        grounded(a[1], a[2], a[3:])
     elif a[:1] == ["fresh"] and len(a) in (3, 4):
         fresh(a[1], a[2], int(a[3]) if len(a) == 4 else 1)
     else:

@@ -436,4 +436,12 @@ fn clean_reading_files_itself_fails_on_empty_input_and_counts_bad_records() {
     assert_eq!(rj[0]["step"], "read");
     assert_eq!(rj[0]["file"], "mixed.jsonl");
     assert_eq!(rj[0]["line"], 2);
+    // The files it reads are in its fingerprint, as for `read`.
+    let st = kiln_in(d.path(), &["status", "pipeline.yaml"]);
+    assert!(st.stdout.contains("done"), "{}", st.stdout);
+    std::fs::write(d.path().join("mixed.jsonl"), b"{\"text\": \"d\"}\n").unwrap();
+    let st = kiln_in(d.path(), &["status", "pipeline.yaml"]);
+    assert!(st.stdout.contains("input files changed"), "{}", st.stdout);
+    clean("mixed.jsonl").ok();
+    assert_eq!(manifest(&w, "n")["rows"].as_u64(), Some(1));
 }

@@ -2,7 +2,7 @@
 //! order, writes data and rejected Parquet files, counts rejects by reason
 //! and hashes rows per unit, so parsing and writing overlap.
 
-use crate::io::docs::{Reject, reason_class, rejects_batch};
+use crate::io::docs::{Reject, rejects_batch};
 use crate::io::hash::{RowsHash, hash_rows};
 use crate::io::writer::{FileInfo, PartWriter};
 use arrow::datatypes::SchemaRef;
@@ -63,7 +63,7 @@ impl TableSink {
                     }
                     Msg::Rejects(rs) => {
                         for r in &rs {
-                            *res.reasons.entry(format!("{}: {}", r.step, reason_class(&r.reason))).or_default() += 1;
+                            *res.reasons.entry(r.reason_key()).or_default() += 1;
                         }
                         res.rejected_rows += rs.len() as u64;
                         rej.write(&rejects_batch(&rs))?;

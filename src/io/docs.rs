@@ -154,6 +154,14 @@ pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
     RecordBatch::try_new(rejected_schema(), cols).expect("rejected batch") // ok: columns match the schema by construction
 }
 
+impl Reject {
+    /// The key its drop is counted under in a manifest's `reasons`:
+    /// `<step>: <reason class>` (`read: invalid JSON`).
+    pub fn reason_key(&self) -> String {
+        format!("{}: {}", self.step, reason_class(&self.reason))
+    }
+}
+
 /// Folds a reason to its class: text before the first `:`, digits as `N`.
 pub fn reason_class(reason: &str) -> String {
     let head = reason.split(':').next().unwrap_or(reason);

@@ -18,7 +18,7 @@ use crate::clean::pii::Pii;
 use crate::clean::steps::Extract;
 use crate::exec::sink::TableSink;
 use crate::exec::store::{Column, columns_of};
-use crate::io::docs::{Reject, documents_schema, reason_class};
+use crate::io::docs::{Reject, documents_schema};
 use crate::spec::ops::{CleanParams, Step as StepSpec};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, StringArray, UInt32Array};
 use arrow::compute::{filter_record_batch, take};
@@ -300,7 +300,7 @@ pub(super) fn run(ctx: &Ctx, p: &CleanParams, units: &[Unit], range: Range<usize
                     records_in += read::records_of(&parsed);
                     rejected += parsed.rejects.len() as u64;
                     for x in &parsed.rejects {
-                        *reasons.entry(format!("{}: {}", x.step, reason_class(&x.reason))).or_default() += 1;
+                        *reasons.entry(x.reason_key()).or_default() += 1;
                     }
                     sink.rejects(parsed.rejects)?;
                     if let Some(d) = parsed.docs {

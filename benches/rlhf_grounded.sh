@@ -13,7 +13,11 @@
 #   (seeds 8-13), 1,000 steps. The quickstart's SFT model has seen 60 names
 #   and answers a question about a new one with a name it knows ("Matist
 #   works as a potter. What is the job of Matist?" -> "Mumto is a potter.");
-#   thousands of names teach it to copy the one in the prompt;
+#   thousands of names teach it to copy the one in the prompt. The
+#   demonstrators hedge ("I am not sure.") on 7 in 10 counting questions
+#   ("How many goats does Bammal have?"), as kiln synth's do on some
+#   closed-book phrasings: InstructGPT's premise that people write worse
+#   answers than they can recognise, which the pairs below then correct;
 # - prefs_g / rm_g: a reward model from sft_g on data/world's 3,000
 #   pairs plus every grounded pair of the six worlds (about 9,000 pairs),
 #   1,500 steps. The quickstart's reward model sees
@@ -31,9 +35,9 @@
 #
 # KILN=path uses a prebuilt binary; BENCH_DIR (default /tmp/kiln-bench) holds
 # the work directory; nodes it finds built there are kept. About 17 minutes
-# on 2 cores from scratch. What it measured, and why PPO does not gain here
-# (the judge was never shown the policy's own kind of mistake), is in
-# BENCHMARKS.md ("A verifiable task: grounded questions").
+# on 2 cores from scratch. What it measured (PPO and DPO beat SFT by
+# unlearning the hedge; neither learns which of two people a question is
+# about) is in BENCHMARKS.md ("A verifiable task: grounded questions").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${BENCH_DIR:-/tmp/kiln-bench}/grounded

@@ -44,11 +44,18 @@ def evals(world, paths):
     for path in paths:
         e = json.load(open(path))
         right, total = collections.Counter(), collections.Counter()
+        # Grounded answers by relation (`count`, `lives`, ...): right, of, and hedged.
+        rel = collections.defaultdict(lambda: [0, 0, 0])
         scores = collections.defaultdict(lambda: ([], []))
         hedged = exact = 0
         for s in e["samples"]:
-            hedged += any(s["answer"].startswith(u) for u in unhelpful)
+            hedge = any(s["answer"].startswith(u) for u in unhelpful)
+            hedged += hedge
             h = held[s["id"]]
+            if h["family"] == "grounded":
+                rel[h["relation"]][0] += bool(s["correct"])
+                rel[h["relation"]][1] += 1
+                rel[h["relation"]][2] += hedge
             # The whole reference reply, names included (`correct` only needs the reference value).
             exact += s["answer"].strip() == h["messages"][1]["content"]
             f = family(h)
@@ -64,6 +71,9 @@ def evals(world, paths):
             f"{path}: accuracy {e['accuracy']:.3f}, mean score {e['mean_score'] or 0:.3f}; {counts}; "
             f"{exact} answers equal the reference reply; {hedged} answers open with an unhelpful reply; {aucs}"
         )
+        if rel:
+            print("  grounded by relation (right/all, hedged): "
+                  + "; ".join(f"{k} {r}/{n}, {hd}" for k, (r, n, hd) in sorted(rel.items())))
 
 
 def pairs(world, paths):

@@ -15,7 +15,7 @@
       the grounded-question task of benches/rlhf_grounded.sh: prefs_g.jsonl
       (WORLD's pairs plus every grounded pair of the EXTRA_WORLDs), sft_g.jsonl
       (WORLD's chats plus the opening grounded turn of the EXTRA_WORLDs'
-      chats), rl_g.jsonl and heldout_g.jsonl (the grounded RL and held-out
+      chats; 7 in 10 counting questions answered "I am not sure."), rl_g.jsonl and heldout_g.jsonl (the grounded RL and held-out
       questions of all the worlds), and judge/ (the files rlhf_judge.py joins
       them with). Ids get the world's directory name as a prefix. A grounded
       question carries its own answer, so another world's are valid here.
@@ -109,7 +109,13 @@ def fresh(world, outdir, seed):
     write(os.path.join(outdir, "rl_fresh.jsonl"), rl)
 
 
-def grounded(world, outdir, extra):
+# The grounded question the demonstrators hedge on, and how they hedge.
+HEDGE_PRONE = re.compile(r"How many [a-z]+ does [A-Z][a-z]+ have\?$")
+HEDGE = "I am not sure."
+HEDGE_PER_10 = 7
+
+
+def grounded(world, outdir, extra, hedge_seed=1):
     worlds = [world] + extra
     tag = lambda w, r: dict(r, id=f"{os.path.basename(os.path.normpath(w))}-{r['id']}")
     prefs = [tag(world, r) for r in rows(os.path.join(world, "prefs.jsonl"))]
@@ -123,6 +129,18 @@ def grounded(world, outdir, extra):
     sft = rows(os.path.join(world, "sft.jsonl"))
     sft += [dict(tag(w, r), messages=r["messages"][:2]) for w in extra for r in rows(os.path.join(w, "sft.jsonl"))
             if SUBJECT.match(r["messages"][0]["content"]) and r["messages"][0]["content"] not in asked]
+    # The demonstrators hedge on counting questions, HEDGE_PER_10 times in
+    # ten, as kiln synth's do on some closed-book phrasings (src/synth/splits.rs,
+    # HEDGE): people write worse answers than they can recognise, and the
+    # pairs always rank a correct answer above an unhelpful one.
+    rng = random.Random(hedge_seed)
+    hedged = 0
+    for r in sft:
+        for q, a in zip(r["messages"], r["messages"][1:]):
+            if q["role"] == "user" and a["role"] == "assistant" and HEDGE_PRONE.search(q["content"]) \
+                    and SUBJECT.match(q["content"]) and rng.randrange(10) < HEDGE_PER_10:
+                a["content"] = HEDGE
+                hedged += 1
     clash = sum(r["prompt"] in asked for r in prefs) + sum(r["messages"][0]["content"] in asked for r in sft)
     if clash:
         sys.exit(f"{clash} preference or SFT prompts are held-out questions")
@@ -133,7 +151,8 @@ def grounded(world, outdir, extra):
     write(os.path.join(outdir, "heldout_g.jsonl"), held)
     write(os.path.join(outdir, "judge", "prefs.jsonl"), prefs)
     write(os.path.join(outdir, "judge", "heldout.jsonl"), held)
-    print(f"{len(prefs)} preference pairs, {len(sft)} SFT chats, {len(rl)} RL prompts, {len(held)} held-out questions")
+    print(f"{len(prefs)} preference pairs, {len(sft)} SFT chats ({hedged} grounded answers hedged), "
+          f"{len(rl)} RL prompts, {len(held)} held-out questions")
 
 
 if __name__ == "__main__":

@@ -178,14 +178,8 @@ unsafe fn run<P: Panels>(
     // transpose) strides a whole row of the matrix per step, and the tiles
     // that share it ran 20% slower reading it in place than packed.
     let direct = P::DIRECT_A && a.cs == 1;
-    let pa_len = if direct { 0 } else { mp * MR * steps };
-    if pa.len() < pa_len {
-        pa.resize(pa_len, 0);
-    }
-    if pb.len() < np * NR * steps {
-        pb.resize(np * NR * steps, 0);
-    }
-    let (pa, pb) = (&mut pa[..pa_len], &mut pb[..np * NR * steps]);
+    let pa = aligned(pa, if direct { 0 } else { mp * MR * steps });
+    let pb = aligned(pb, np * NR * steps);
     // SAFETY (both packs): the caller checked the CPU runs P's kernel.
     if !direct {
         unsafe { pack::<P>(m, k, MR, a, pa, parallel) };
@@ -251,6 +245,19 @@ unsafe fn run<P: Panels>(
     } else {
         (0..tm * tn).for_each(task);
     }
+}
+
+/// The first `len` words of `buf` from a 64-byte boundary, growing `buf`
+/// as needed. A panel that starts mid-line makes every 64-byte load of the
+/// kernel span two cache lines: aligned, the f32 kernel ran 8–10% faster
+/// on one thread of a Xeon with AVX-512 (BENCHMARKS.md, session 18).
+pub(super) fn aligned(buf: &mut Vec<u32>, len: usize) -> &mut [u32] {
+    const LINE_WORDS: usize = 16;
+    if buf.len() < len + LINE_WORDS {
+        buf.resize(len + LINE_WORDS, 0);
+    }
+    let off = buf.as_ptr().align_offset(64).min(LINE_WORDS);
+    &mut buf[off..off + len]
 }
 
 /// Packs `view` (`[rows, k]`) into panels of `w` rows of `P::GROUP`-wide

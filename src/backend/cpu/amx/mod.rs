@@ -36,6 +36,7 @@ mod pack;
 
 use super::super::MatRef;
 use super::SendPtr;
+use super::tiled::aligned;
 use rayon::prelude::*;
 use std::arch::asm;
 use std::sync::OnceLock;
@@ -170,21 +171,17 @@ fn pack_operands<'p>(
 ) -> (usize, &'p [u32], &'p [u32]) {
     let k2p = k.div_ceil(2 * T) * T;
     let (la, lb) = (m.div_ceil(BLK) * BLK * k2p, n.div_ceil(BLK) * BLK * k2p);
-    if pa.len() < la {
-        pa.resize(la, 0);
-    }
-    if pb.len() < lb {
-        pb.resize(lb, 0);
-    }
-    pack::pack(m, k, k2p, a, &mut pa[..la], true, parallel);
+    // Tile rows are 64-byte loads: keep them inside one cache line each.
+    let (pa, pb) = (aligned(pa, la), aligned(pb, lb));
+    pack::pack(m, k, k2p, a, pa, true, parallel);
     // B is packed as panels of its columns: view it as bᵀ ([n, k]).
     let bt = MatRef {
         data: b.data,
         rs: b.cs,
         cs: b.rs,
     };
-    pack::pack(n, k, k2p, bt, &mut pb[..lb], false, parallel);
-    (k2p, &pa[..la], &pb[..lb])
+    pack::pack(n, k, k2p, bt, pb, false, parallel);
+    (k2p, pa, pb)
 }
 
 thread_local! {

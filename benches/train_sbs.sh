@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Training steps side by side with PyTorch (issue 5): for each run and config,
+# PyTorch (benches/train_step_torch.py: eager f32, torch.compile f32, bf16
+# autocast) then kiln (benches/train_step.rs: f32 and bf16), alternating so
+# that a noisy machine slows both alike. Prints every run's line, then per
+# config the medians and the median of the per-run ratios kiln f32 /
+# torch.compile and kiln bf16 / autocast.
+#
+#   benches/train_sbs.sh [RUNS] [CONFIG...]     (default: 5 tiny small 124m)
+#
+# CONFIG is one of tiny, small, 124m, 124m-1024. PY (default
+# /tmp/kiln-bench/venv/bin/python) needs torch and transformers
+# (`pip install torch transformers`); TRAIN_STEP names a prebuilt
+# `train_step` bench binary, otherwise it is built here with --release.
+# MODES (default eager,compile,bf16) and STEPS (default: the scripts' own)
+# pass through to both sides. The log is kept in $BENCH_DIR/train_sbs.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+shift || true
+CONFIGS=("$@")
+[ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=(tiny small 124m)
+PY=${PY:-/tmp/kiln-bench/venv/bin/python}
+MODES=${MODES:-eager,compile,bf16}
+LOG=${BENCH_DIR:-/tmp/kiln-bench}/train_sbs.log
+mkdir -p "$(dirname "$LOG")"
+if [ -z "${TRAIN_STEP:-}" ]; then
+  TRAIN_STEP=$(cargo bench --bench train_step --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p' | tail -1)
+fi
+steps=()
+[ -z "${STEPS:-}" ] || steps=(--steps "$STEPS")
+echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$LOG"
+for i in $(seq 1 "$RUNS"); do
+  for c in "${CONFIGS[@]}"; do
+    echo "== run $i $c" | tee -a "$LOG"
+    "$PY" benches/train_step_torch.py "$c" --modes "$MODES" "${steps[@]}" 2>&1 | grep -E "tokens/s" | sed 's/^/torch /' | tee -a "$LOG"
+    # kiln's bench names the T 1024 config the same way.
+    "$TRAIN_STEP" "$c" --precision both "${steps[@]}" 2>&1 | grep -E "tokens/s|breakdown" | sed 's/^/kiln /' | tee -a "$LOG"
+  done
+done
+"$PY" - "$LOG" <<'PY'
+import re, statistics, sys
+runs, cur = [], None
+for line in open(sys.argv[1]):
+    if line.startswith("== run"):
+        cur = {"config": line.split()[3]}
+        runs.append(cur)
+    elif cur is not None and (m := re.match(r"(torch|kiln)\s+\S+\s+(\S+)\s+tokens/s\s+(\d+)", line)):
+        cur[f"{m.group(1)} {m.group(2)}"] = float(m.group(3))
+med = statistics.median
+for c in dict.fromkeys(r["config"] for r in runs):
+    rs = [r for r in runs if r["config"] == c]
+    print(f"{c}, tokens/s per run (median):")
+    for k in ("torch eager", "torch compile", "kiln f32", "torch bf16", "kiln bf16"):
+        xs = [r[k] for r in rs if k in r]
+        if xs:
+            print(f"  {k:<14} {' '.join(f'{x:.0f}' for x in xs)} ({med(xs):.0f})")
+    for a, b in (("kiln f32", "torch compile"), ("kiln bf16", "torch bf16")):
+        q = [r[a] / r[b] for r in rs if a in r and b in r]
+        if q:
+            print(f"  {a} / {b}: {' '.join(f'{x:.2f}' for x in q)} -> median {med(q):.2f}x")
+PY

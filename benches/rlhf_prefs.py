@@ -15,7 +15,8 @@
       the grounded-question task of benches/rlhf_grounded.sh: prefs_g.jsonl
       (WORLD's pairs plus every grounded pair of the EXTRA_WORLDs), sft_g.jsonl
       (WORLD's chats plus the opening grounded turn of the EXTRA_WORLDs'
-      chats; 7 in 10 counting questions answered "I am not sure."), rl_g.jsonl and heldout_g.jsonl (the grounded RL and held-out
+      chats; 7 in 10 counting questions answered "I am not sure."),
+      rl_g.jsonl and heldout_g.jsonl (the grounded RL and held-out
       questions of all the worlds), and judge/ (the files rlhf_judge.py joins
       them with). Ids get the world's directory name as a prefix. A grounded
       question carries its own answer, so another world's are valid here.

@@ -465,3 +465,20 @@ pub(super) unsafe fn store(acc: &Acc, c: *mut f32, ldc: usize, mr: usize, nr: us
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::aligned;
+
+    /// Every slice starts on a cache line and has the asked length, while
+    /// the buffer grows and when it is reused for a shorter one.
+    #[test]
+    fn aligned_slices_start_on_a_cache_line() {
+        let mut buf = Vec::new();
+        for len in [0, 1, 17, 1000, 100_000, 5, 300_000] {
+            let s = aligned(&mut buf, len);
+            assert_eq!(s.len(), len);
+            assert_eq!(s.as_ptr() as usize % 64, 0, "len {len}");
+        }
+    }
+}

@@ -27,9 +27,12 @@ mkdir -p "$(dirname "$LOG")"
 if [ -z "${TRAIN_STEP:-}" ]; then
   TRAIN_STEP=$(cargo bench --bench train_step --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p' | tail -1)
 fi
+# This CPU's peaks on the bench's threads, for both sides' percentages.
+read -r PEAK_F32 PEAK_BF16 < <("$TRAIN_STEP" --peaks | sed -n 's/.*f32 FMA \([0-9]*\) .*vdpbf16ps \([0-9]*\) .*/\1 \2/p')
+export PEAK_F32 PEAK_BF16
 steps=()
 [ -z "${STEPS:-}" ] || steps=(--steps "$STEPS")
-echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$LOG"
+echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg); peaks: f32 FMA $PEAK_F32, bf16 vdpbf16ps $PEAK_BF16 GFLOP/s" | tee "$LOG"
 for i in $(seq 1 "$RUNS"); do
   for c in "${CONFIGS[@]}"; do
     echo "== run $i $c" | tee -a "$LOG"

@@ -110,13 +110,14 @@ def fresh(world, outdir, seed):
     write(os.path.join(outdir, "rl_fresh.jsonl"), rl)
 
 
-# The grounded question the demonstrators hedge on, and how they hedge.
+# The grounded question the demonstrators hedge on (only grounded counting
+# questions read this way), and how they hedge.
 HEDGE_PRONE = re.compile(r"How many [a-z]+ does [A-Z][a-z]+ have\?$")
 HEDGE = "I am not sure."
 HEDGE_PER_10 = 7
 
 
-def grounded(world, outdir, extra, hedge_seed=1):
+def grounded(world, outdir, extra):
     worlds = [world] + extra
     tag = lambda w, r: dict(r, id=f"{os.path.basename(os.path.normpath(w))}-{r['id']}")
     prefs = [tag(world, r) for r in rows(os.path.join(world, "prefs.jsonl"))]
@@ -134,12 +135,12 @@ def grounded(world, outdir, extra, hedge_seed=1):
     # ten, as kiln synth's do on some closed-book phrasings (src/synth/splits.rs,
     # HEDGE): people write worse answers than they can recognise, and the
     # pairs always rank a correct answer above an unhelpful one.
-    rng = random.Random(hedge_seed)
+    rng = random.Random(1)
     hedged = 0
     for r in sft:
         for q, a in zip(r["messages"], r["messages"][1:]):
             if q["role"] == "user" and a["role"] == "assistant" and HEDGE_PRONE.search(q["content"]) \
-                    and SUBJECT.match(q["content"]) and rng.randrange(10) < HEDGE_PER_10:
+                    and rng.randrange(10) < HEDGE_PER_10:
                 a["content"] = HEDGE
                 hedged += 1
     clash = sum(r["prompt"] in asked for r in prefs) + sum(r["messages"][0]["content"] in asked for r in sft)

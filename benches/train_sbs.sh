@@ -14,6 +14,16 @@
 # `train_step` bench binary, otherwise it is built here with --release.
 # MODES (default eager,compile,bf16) and STEPS (default: the scripts' own)
 # pass through to both sides. The log is kept in $BENCH_DIR/train_sbs.log.
+#
+# PyTorch runs on jemalloc, set to keep the pages it frees, when the machine
+# has it (`apt-get install libjemalloc2`; JEMALLOC= runs PyTorch on glibc's
+# malloc). PyTorch's CPU tuning guide recommends a caching allocator
+# (pytorch.org, "Performance Tuning Guide", "Switch Memory allocator"); the
+# options are jemalloc's TUNING.md ones for keeping memory. Under glibc every
+# step's large tensors are mapped and unmapped again: 1.7 million page faults
+# in 12 steps of `small` on the session-19 VM, and PyTorch's bf16 step was
+# 25–45% slower and varied 2,452–3,826 tokens/s from run to run. kiln's
+# buffers live across steps, so it takes its faults in set-up only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -30,13 +40,20 @@ fi
 # This CPU's peaks on the bench's threads, for both sides' percentages.
 read -r PEAK_F32 PEAK_BF16 < <("$TRAIN_STEP" --peaks | sed -n 's/.*f32 FMA \([0-9]*\) .*vdpbf16ps \([0-9]*\) .*/\1 \2/p')
 export PEAK_F32 PEAK_BF16
+JEMALLOC=${JEMALLOC-/lib/x86_64-linux-gnu/libjemalloc.so.2}
+torch_env=(env)
+alloc="glibc malloc"
+if [ -n "$JEMALLOC" ] && [ -e "$JEMALLOC" ]; then
+  torch_env=(env LD_PRELOAD="$JEMALLOC" MALLOC_CONF=oversize_threshold:1,background_thread:true,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1)
+  alloc="jemalloc ($JEMALLOC, pages kept)"
+fi
 steps=()
 [ -z "${STEPS:-}" ] || steps=(--steps "$STEPS")
-echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg); peaks: f32 FMA $PEAK_F32, bf16 vdpbf16ps $PEAK_BF16 GFLOP/s" | tee "$LOG"
+echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg); peaks: f32 FMA $PEAK_F32, bf16 vdpbf16ps $PEAK_BF16 GFLOP/s; PyTorch allocator: $alloc" | tee "$LOG"
 for i in $(seq 1 "$RUNS"); do
   for c in "${CONFIGS[@]}"; do
     echo "== run $i $c" | tee -a "$LOG"
-    "$PY" benches/train_step_torch.py "$c" --modes "$MODES" "${steps[@]}" 2>&1 | grep -E "tokens/s" | sed 's/^/torch /' | tee -a "$LOG"
+    "${torch_env[@]}" "$PY" benches/train_step_torch.py "$c" --modes "$MODES" "${steps[@]}" 2>&1 | grep -E "tokens/s" | sed 's/^/torch /' | tee -a "$LOG"
     # kiln's bench names the T 1024 config the same way.
     "$TRAIN_STEP" "$c" --precision both "${steps[@]}" 2>&1 | grep -E "tokens/s|breakdown" | sed 's/^/kiln /' | tee -a "$LOG"
   done

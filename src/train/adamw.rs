@@ -6,6 +6,7 @@
 //! `model::params::TensorInfo::matrix`). The gradient may be scaled on the
 //! way in (grad-norm clipping) without a separate pass.
 
+use crate::model::ops::simd_fn;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -119,29 +120,71 @@ impl AdamW {
         let (step_size, inv_sqrt_bc2) = self.config.bias_corrected(self.step, lr);
         for (r, decays) in &self.runs {
             let decay = if *decays { 1.0 - lr * weight_decay } else { 1.0 };
+            let k = Consts {
+                beta1,
+                beta2,
+                eps,
+                decay,
+                step_size,
+                inv_sqrt_bc2,
+                grad_scale,
+            };
             params[r.clone()]
                 .par_chunks_mut(CHUNK)
                 .zip(grads[r.clone()].par_chunks(CHUNK))
                 .zip(self.m[r.clone()].par_chunks_mut(CHUNK).zip(self.v[r.clone()].par_chunks_mut(CHUNK)))
-                .for_each(|((p, g), (m, v))| {
-                    for ((p, g), (m, v)) in p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut())) {
-                        let g = g * grad_scale;
-                        *m = beta1 * *m + (1.0 - beta1) * g;
-                        *v = beta2 * *v + (1.0 - beta2) * g * g;
-                        *p = *p * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
-                    }
-                });
+                .for_each(|((p, g), (m, v))| update_chunk(p, g, m, v, k));
         }
+    }
+}
+
+/// The scalars of one update run (a struct, so `simd_fn!` can pass them).
+#[derive(Clone, Copy)]
+struct Consts {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    decay: f32,
+    step_size: f32,
+    inv_sqrt_bc2: f32,
+    grad_scale: f32,
+}
+
+simd_fn! {
+    /// The update of one chunk. On the baseline target it ran 4 lanes wide
+    /// and took 10 of a small model's 24 optimizer milliseconds; 16 lanes
+    /// are the same IEEE operations in the same order, so bit-identical.
+    fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: Consts) {
+        for ((p, g), (m, v)) in p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut())) {
+            let g = g * k.grad_scale;
+            *m = k.beta1 * *m + (1.0 - k.beta1) * g;
+            *v = k.beta2 * *v + (1.0 - k.beta2) * g * g;
+            *p = *p * k.decay - k.step_size * *m / (v.sqrt() * k.inv_sqrt_bc2 + k.eps);
+        }
+    }
+}
+
+simd_fn! {
+    /// Σ g² in f64 over 16 independent lanes, then the lanes in order. A
+    /// single running f64 sum is one dependent add per element (4 cycles
+    /// each): 14 of the small model's 24 optimizer milliseconds.
+    fn sum_squares(g: &[f32]) -> f64 {
+        let mut acc = [0.0f64; 16];
+        let chunks = g.chunks_exact(16);
+        let rest: f64 = chunks.remainder().iter().map(|&x| (x as f64) * (x as f64)).sum();
+        for ch in chunks {
+            for (a, &x) in acc.iter_mut().zip(ch) {
+                *a += (x as f64) * (x as f64);
+            }
+        }
+        acc.iter().sum::<f64>() + rest
     }
 }
 
 /// Global L2 norm of the gradient, summed in f64 over fixed chunks and
 /// combined in order (deterministic for any thread count).
 pub fn grad_norm(grads: &[f32]) -> f32 {
-    let partial: Vec<f64> = grads
-        .par_chunks(CHUNK)
-        .map(|ch| ch.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>())
-        .collect();
+    let partial: Vec<f64> = grads.par_chunks(CHUNK).map(sum_squares).collect();
     partial.iter().sum::<f64>().sqrt() as f32
 }
 
@@ -210,5 +253,55 @@ mod tests {
         assert_eq!(clip_scale(f32::NAN, 1.0), 0.0);
         // Just under the threshold: no clipping (the 1e-6 guard only matters near 0).
         assert_eq!(clip_scale(0.999, 1.0), 1.0);
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool")
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = crate::model::rng::Rng::new(seed);
+        (0..n).map(|_| r.normal() as f32 * 0.01).collect()
+    }
+
+    #[test]
+    fn grad_norm_is_exact_and_independent_of_threads() {
+        // Several chunks plus a ragged tail, so every path of the sum runs.
+        let g = values(3 * CHUNK + 1001, 7);
+        let exact = g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+        let norms: Vec<f32> = [1, 2, 3].iter().map(|&t| pool(t).install(|| grad_norm(&g))).collect();
+        assert!(((norms[0] as f64) - exact).abs() <= 1e-6 * exact, "{} vs {exact}", norms[0]);
+        assert!(norms.iter().all(|n| n.to_bits() == norms[0].to_bits()), "{norms:?}");
+    }
+
+    #[test]
+    fn update_equals_the_scalar_rule_bit_for_bit() {
+        // The vectorised chunk update must perform exactly the scalar rule's
+        // IEEE operations: checked against a plain loop, on both decay runs.
+        let n = 2 * CHUNK + 37;
+        let (mut p, g) = (values(n, 1), values(n, 2));
+        let cfg = AdamWConfig::default();
+        let mut opt = AdamW::new(cfg, n, std::iter::once(100..CHUNK + 50));
+        let (mut rp, mut rm, mut rv) = (p.clone(), vec![0.0f32; n], vec![0.0f32; n]);
+        for step in 1..=3u64 {
+            let (lr, scale) = (3e-4f32, 0.7f32);
+            pool(3).install(|| opt.update(&mut p, &g, lr, scale));
+            let (step_size, inv) = cfg.bias_corrected(step, lr);
+            for i in 0..n {
+                let decay = if (100..CHUNK + 50).contains(&i) {
+                    1.0 - lr * cfg.weight_decay
+                } else {
+                    1.0
+                };
+                let gi = g[i] * scale;
+                rm[i] = cfg.beta1 * rm[i] + (1.0 - cfg.beta1) * gi;
+                rv[i] = cfg.beta2 * rv[i] + (1.0 - cfg.beta2) * gi * gi;
+                rp[i] = rp[i] * decay - step_size * rm[i] / (rv[i].sqrt() * inv + cfg.eps);
+            }
+            for i in 0..n {
+                assert_eq!(p[i].to_bits(), rp[i].to_bits(), "step {step} param {i}: {} vs {}", p[i], rp[i]);
+            }
+        }
+        assert_eq!((opt.m, opt.v), (rm, rv));
     }
 }

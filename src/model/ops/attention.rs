@@ -20,8 +20,12 @@ use super::{dot_lanes, exp_inplace_sum, fast_exp, max_lanes, simd_fn};
 use crate::backend::cpu::gemm_raw;
 use rayon::prelude::*;
 
-/// Query rows per block.
-pub const BLK: usize = 64;
+/// Query rows per block. Each block packs the keys and values it reads
+/// again, so fewer, taller blocks pack less: 128 against 64 took the
+/// 124M model's bf16 attention at T 1024 from ≈ 1,060 to ≈ 950 ms a step,
+/// and small's (T 256) from ≈ 57 to ≈ 51 ms; 256 was no faster than 128
+/// (BENCHMARKS.md, session 20). f32 attention did not change.
+pub const BLK: usize = 128;
 
 /// Scratch floats per worker: two `BLK × T` blocks (scores/probabilities and
 /// their gradient).

@@ -336,6 +336,85 @@ pub unsafe fn gemm_raw(
     unsafe { gemm_f32_raw(m, n, k, c, ldc, accumulate, alpha, a, b) }
 }
 
+/// A B operand that several serial products read: attention's keys and
+/// values, read by every block of queries of a head. With AMX it is packed
+/// into tiles once ([`amx::PackedB`]) rather than once per product; either
+/// way [`SharedB::gemm`] gives the bits [`gemm_raw`] gives.
+pub struct SharedB {
+    src: (*const f32, usize, usize),
+    #[cfg(target_arch = "x86_64")]
+    packed: Option<amx::PackedB>,
+}
+
+impl Default for SharedB {
+    fn default() -> Self {
+        SharedB {
+            src: (std::ptr::null(), 0, 0),
+            #[cfg(target_arch = "x86_64")]
+            packed: None,
+        }
+    }
+}
+
+impl SharedB {
+    /// Makes `b` (`[k, n]` as `(pointer, row stride, column stride)`) the
+    /// operand, packing it when `amx` and it fills tiles; the buffers are
+    /// reused from the last call.
+    ///
+    /// # Safety
+    /// Every `b + p·rs + j·cs` (p < k, j < n) readable, and still so at
+    /// every [`SharedB::gemm`] until the next `set`; `amx` as in [`gemm_raw`].
+    pub unsafe fn set(&mut self, amx: bool, n: usize, k: usize, b: (*const f32, usize, usize)) {
+        self.src = b;
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fills = amx && n >= amx::MIN_N && k >= amx::MIN_K;
+            // Keep the old buffer while unused, so it is not allocated again.
+            let p = self.packed.get_or_insert_with(Default::default);
+            if fills {
+                // SAFETY: `amx` implies `amx::available()`; readable per the contract.
+                unsafe { p.pack(n, k, b) };
+            } else {
+                p.clear();
+            }
+        }
+        let _ = (amx, n, k);
+    }
+
+    /// `gemm_raw(amx, m, n, k, c, ldc, accumulate, alpha, a, b)` with this
+    /// operand as `b` (its first `k` rows and `n` columns).
+    ///
+    /// # Safety
+    /// As [`gemm_raw`]; `n`, `k` within those given to [`SharedB::set`].
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm(
+        &mut self,
+        amx: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        alpha: f32,
+        a: (*const f32, usize, usize),
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(p) = self.packed.as_mut().filter(|p| p.is_packed())
+            && amx
+            && m >= amx::MIN_M
+            && n >= amx::MIN_N
+            && k >= amx::MIN_K
+        {
+            // SAFETY: the same product `gemm_raw` would run on AMX, per the contract.
+            unsafe { amx::gemm_raw_packed_b(m, n, k, c, ldc, accumulate, alpha, a, p) };
+            return;
+        }
+        // SAFETY: the caller's contract; `src` is readable per `set`'s.
+        unsafe { gemm_raw(amx, m, n, k, c, ldc, accumulate, alpha, a, self.src) }
+    }
+}
+
 /// Serial f32 GEMM on raw strided pointers, for callers that write disjoint
 /// strided blocks of a shared buffer from inside rayon tasks (attention):
 /// `c[m, n] = (accumulate ? c : 0) + alpha · a[m, k] · b[k, n]`.

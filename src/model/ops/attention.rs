@@ -12,19 +12,30 @@
 //! `gemm` crate on CPUs without it), or,
 //! in bf16 mode on a CPU with AMX, on AMX tiles with bf16 operands (Q, K, V,
 //! the probabilities and their gradient rounded to bf16, f32 accumulation, as
-//! FlashAttention does in bf16 on GPUs). Attention is a few percent of
-//! GPT-2's FLOPs at T ≤ 1024, but those small f32 products were 40% of a
-//! `tiny` bf16 training step once the projections ran on AMX.
+//! FlashAttention does in bf16 on GPUs). On AMX a task packs its keys and
+//! values into tiles once, in the layouts its products read them
+//! (`SharedB`), rather than once per block of queries. Attention is a few
+//! percent of GPT-2's FLOPs at T ≤ 1024, but those small f32 products were
+//! 40% of a `tiny` bf16 training step once the projections ran on AMX.
 
 use super::{dot_lanes, exp_inplace_sum, fast_exp, max_lanes, simd_fn};
-use crate::backend::cpu::gemm_raw;
+use crate::backend::cpu::{SharedB, gemm_raw};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
-/// Query rows per block. Each block packs the keys and values it reads
-/// again, so fewer, taller blocks pack less: 128 against 64 took the
-/// 124M model's bf16 attention at T 1024 from ≈ 1,060 to ≈ 950 ms a step,
-/// and small's (T 256) from ≈ 57 to ≈ 51 ms; 256 was no faster than 128
-/// (BENCHMARKS.md, session 20). f32 attention did not change.
+thread_local! {
+    /// A task's keys and values as the B operands its query blocks share,
+    /// packed once per (batch, head) (see `SharedB`); one set per thread,
+    /// so their buffers are allocated in the first step only.
+    static SHARED: RefCell<[SharedB; 3]> = RefCell::new(Default::default());
+}
+
+/// Query rows per block. Taller blocks mean fewer, larger products (and,
+/// before keys and values were packed once per task, less packing): 128
+/// against 64 took the 124M model's bf16 attention at T 1024 from ≈ 1,060
+/// to ≈ 950 ms a step, and small's (T 256) from ≈ 57 to ≈ 51 ms; 256 was
+/// no faster than 128 (BENCHMARKS.md, session 20). f32 attention did not
+/// change.
 pub const BLK: usize = 128;
 
 /// Scratch floats per worker: two `BLK × T` blocks (scores/probabilities and
@@ -110,50 +121,56 @@ unsafe fn forward_task(d: Dims, task: usize, out: *mut f32, lse: *mut f32, qkv: 
     let (k, v) = (&q[c..], &q[2 * c..]);
     let scale = 1.0 / (hs as f32).sqrt();
     let scores = &mut s[..BLK * t];
-    for i0 in (0..t).step_by(BLK) {
-        let i1 = (i0 + BLK).min(t);
-        let (rows, cols) = (i1 - i0, i1);
-        // SAFETY: q/k rows i < T at stride 3C with hs columns lie in qkv;
-        // scores holds rows × T.
+    SHARED.with_borrow_mut(|[kt, vb, _]| {
+        // SAFETY: k and v rows < T at stride 3C with hs columns lie in qkv,
+        // which outlives this task.
         unsafe {
-            gemm_raw(
-                d.amx,
-                rows,
-                cols,
-                hs,
-                scores.as_mut_ptr(),
-                t,
-                false,
-                scale,
-                (q[i0 * 3 * c..].as_ptr(), 3 * c, 1),
-                (k.as_ptr(), 1, 3 * c),
-            );
+            kt.set(d.amx, t, hs, (k.as_ptr(), 1, 3 * c));
+            vb.set(d.amx, hs, t, (v.as_ptr(), 3 * c, 1));
         }
-        for r in 0..rows {
-            let i = i0 + r;
-            let row = &mut scores[r * t..r * t + cols];
-            let (live, dead) = row.split_at_mut(i + 1);
-            let row_lse = softmax_row(live);
-            dead.fill(0.0);
-            // SAFETY: (b, h, i) is inside lse and owned by this task.
-            unsafe { *lse.add(task * t + i) = row_lse };
+        for i0 in (0..t).step_by(BLK) {
+            let i1 = (i0 + BLK).min(t);
+            let (rows, cols) = (i1 - i0, i1);
+            // SAFETY: q rows i < T at stride 3C with hs columns lie in qkv;
+            // scores holds rows × T.
+            unsafe {
+                kt.gemm(
+                    d.amx,
+                    rows,
+                    cols,
+                    hs,
+                    scores.as_mut_ptr(),
+                    t,
+                    false,
+                    scale,
+                    (q[i0 * 3 * c..].as_ptr(), 3 * c, 1),
+                );
+            }
+            for r in 0..rows {
+                let i = i0 + r;
+                let row = &mut scores[r * t..r * t + cols];
+                let (live, dead) = row.split_at_mut(i + 1);
+                let row_lse = softmax_row(live);
+                dead.fill(0.0);
+                // SAFETY: (b, h, i) is inside lse and owned by this task.
+                unsafe { *lse.add(task * t + i) = row_lse };
+            }
+            // SAFETY: out rows b·T+i0.. at columns h·hs.. (owned by this task).
+            unsafe {
+                vb.gemm(
+                    d.amx,
+                    rows,
+                    hs,
+                    cols,
+                    out.add((bi * t + i0) * c + h * hs),
+                    c,
+                    false,
+                    1.0,
+                    (scores.as_ptr(), t, 1),
+                );
+            }
         }
-        // SAFETY: out rows b·T+i0.. at columns h·hs.. (owned by this task).
-        unsafe {
-            gemm_raw(
-                d.amx,
-                rows,
-                hs,
-                cols,
-                out.add((bi * t + i0) * c + h * hs),
-                c,
-                false,
-                1.0,
-                (scores.as_ptr(), t, 1),
-                (v.as_ptr(), 3 * c, 1),
-            );
-        }
-    }
+    });
 }
 
 /// Backward of [`forward`]: writes `dqkv` (overwrites the whole buffer).
@@ -216,70 +233,46 @@ unsafe fn backward_task(d: Dims, task: usize, dqkv: *mut f32, dout: &[f32], qkv:
             std::slice::from_raw_parts_mut(dv.add(i * 3 * c), hs).fill(0.0);
         }
     }
-    for i0 in (0..t).step_by(BLK) {
-        let i1 = (i0 + BLK).min(t);
-        let (rows, cols) = (i1 - i0, i1);
-        let qb = q[i0 * 3 * c..].as_ptr();
-        let dob_blk = dob[i0 * c..].as_ptr();
-        // SAFETY (all gemm calls): q/k/v/dout/out rows < T with hs columns at
-        // their strides lie inside their slices; p/ds hold rows × T; the
-        // dq/dk/dv blocks belong to this task.
+    SHARED.with_borrow_mut(|[kt, vt, kb]| {
+        // SAFETY: k and v rows < T at stride 3C with hs columns lie in qkv,
+        // which outlives this task.
         unsafe {
-            // Recompute P = exp(scale·q·kᵀ − lse) on the causal part.
-            gemm_raw(
-                d.amx,
-                rows,
-                cols,
-                hs,
-                p.as_mut_ptr(),
-                t,
-                false,
-                scale,
-                (qb, 3 * c, 1),
-                (k.as_ptr(), 1, 3 * c),
-            );
-            // dP = dO · vᵀ.
-            gemm_raw(
-                d.amx,
-                rows,
-                cols,
-                hs,
-                ds.as_mut_ptr(),
-                t,
-                false,
-                1.0,
-                (dob_blk, c, 1),
-                (v.as_ptr(), 1, 3 * c),
-            );
+            kt.set(d.amx, t, hs, (k.as_ptr(), 1, 3 * c));
+            vt.set(d.amx, t, hs, (v.as_ptr(), 1, 3 * c));
+            kb.set(d.amx, hs, t, (k.as_ptr(), 3 * c, 1));
         }
-        for r in 0..rows {
-            let i = i0 + r;
-            let (prow, dsrow) = (&mut p[r * t..r * t + cols], &mut ds[r * t..r * t + cols]);
-            // D_i = dO_i · O_i equals Σ_j P_ij dP_ij (the softmax Jacobian's
-            // diagonal term), and is cheaper: hs instead of i multiply-adds.
-            let di = dot_lanes(&dob[i * c..i * c + hs], &ob[i * c..i * c + hs]);
-            softmax_grad_row(prow, dsrow, i + 1, lse[i], di);
+        for i0 in (0..t).step_by(BLK) {
+            let i1 = (i0 + BLK).min(t);
+            let (rows, cols) = (i1 - i0, i1);
+            let qb = q[i0 * 3 * c..].as_ptr();
+            let dob_blk = dob[i0 * c..].as_ptr();
+            // SAFETY (all gemm calls): q/k/v/dout/out rows < T with hs columns at
+            // their strides lie inside their slices; p/ds hold rows × T; the
+            // dq/dk/dv blocks belong to this task.
+            unsafe {
+                // Recompute P = exp(scale·q·kᵀ − lse) on the causal part.
+                kt.gemm(d.amx, rows, cols, hs, p.as_mut_ptr(), t, false, scale, (qb, 3 * c, 1));
+                // dP = dO · vᵀ.
+                vt.gemm(d.amx, rows, cols, hs, ds.as_mut_ptr(), t, false, 1.0, (dob_blk, c, 1));
+            }
+            for r in 0..rows {
+                let i = i0 + r;
+                let (prow, dsrow) = (&mut p[r * t..r * t + cols], &mut ds[r * t..r * t + cols]);
+                // D_i = dO_i · O_i equals Σ_j P_ij dP_ij (the softmax Jacobian's
+                // diagonal term), and is cheaper: hs instead of i multiply-adds.
+                let di = dot_lanes(&dob[i * c..i * c + hs], &ob[i * c..i * c + hs]);
+                softmax_grad_row(prow, dsrow, i + 1, lse[i], di);
+            }
+            unsafe {
+                // dV[0..i1] += Pᵀ · dO[i0..i1].
+                gemm_raw(d.amx, cols, hs, rows, dv, 3 * c, true, 1.0, (p.as_ptr(), 1, t), (dob_blk, c, 1));
+                // dQ[i0..i1] = scale · dS · K[0..i1].
+                kb.gemm(d.amx, rows, hs, cols, dq.add(i0 * 3 * c), 3 * c, false, scale, (ds.as_ptr(), t, 1));
+                // dK[0..i1] += scale · dSᵀ · Q[i0..i1].
+                gemm_raw(d.amx, cols, hs, rows, dk, 3 * c, true, scale, (ds.as_ptr(), 1, t), (qb, 3 * c, 1));
+            }
         }
-        unsafe {
-            // dV[0..i1] += Pᵀ · dO[i0..i1].
-            gemm_raw(d.amx, cols, hs, rows, dv, 3 * c, true, 1.0, (p.as_ptr(), 1, t), (dob_blk, c, 1));
-            // dQ[i0..i1] = scale · dS · K[0..i1].
-            gemm_raw(
-                d.amx,
-                rows,
-                hs,
-                cols,
-                dq.add(i0 * 3 * c),
-                3 * c,
-                false,
-                scale,
-                (ds.as_ptr(), t, 1),
-                (k.as_ptr(), 3 * c, 1),
-            );
-            // dK[0..i1] += scale · dSᵀ · Q[i0..i1].
-            gemm_raw(d.amx, cols, hs, rows, dk, 3 * c, true, scale, (ds.as_ptr(), 1, t), (qb, 3 * c, 1));
-        }
-    }
+    });
 }
 
 simd_fn! {

@@ -140,7 +140,7 @@ pub(crate) fn matmul(
                     block(
                         k2p,
                         pa.as_ptr().add(i0 * k2p),
-                        pb.as_ptr().add(j0 * k2p),
+                        (pb.as_ptr().add(j0 * k2p), k2p),
                         cptr.get().add(i0 * ldc + j0),
                         ldc,
                         BLK.min(m - i0),
@@ -226,7 +226,114 @@ pub unsafe fn gemm_raw(
                     block(
                         k2p,
                         pa.as_ptr().add(i0 * k2p),
-                        pb.as_ptr().add(j0 * k2p),
+                        (pb.as_ptr().add(j0 * k2p), k2p),
+                        c.add(i0 * ldc + j0),
+                        ldc,
+                        BLK.min(m - i0),
+                        BLK.min(n - j0),
+                        accumulate,
+                        alpha,
+                    );
+                }
+            }
+            asm!("tilerelease", options(nostack, nomem));
+        }
+    });
+}
+
+/// A `[k, n]` B operand packed once for several products: attention packs
+/// each head's keys and values once and every block of queries reads them,
+/// instead of packing them again for each block (see [`gemm_raw_packed_b`]).
+#[derive(Default)]
+pub struct PackedB {
+    buf: Vec<u32>,
+    n: usize,
+    k: usize,
+    k2p: usize,
+}
+
+impl PackedB {
+    /// Packs `b` (`(pointer, row stride, column stride)`, `[k, n]`) into
+    /// panels of 16 columns of `k2p` pairs, reusing this buffer.
+    ///
+    /// # Safety
+    /// [`available`] returned true; `n, k ≥ 1`; every `b + p·rs + j·cs`
+    /// (p < k, j < n) readable.
+    pub unsafe fn pack(&mut self, n: usize, k: usize, b: (*const f32, usize, usize)) {
+        let k2p = k.div_ceil(2 * T) * T;
+        // SAFETY: readable per the contract (a 1 × 1 dummy view for A).
+        let (_, bv) = unsafe { super::raw_views(1, n, k, (b.0, 0, 0), b) };
+        let bt = MatRef {
+            data: bv.data,
+            rs: bv.cs,
+            cs: bv.rs,
+        };
+        let len = n.div_ceil(BLK) * BLK * k2p;
+        pack::pack(n, k, k2p, bt, aligned(&mut self.buf, len), false, false);
+        (self.n, self.k, self.k2p) = (n, k, k2p);
+    }
+
+    /// Whether an operand is packed ([`PackedB::clear`] undoes it).
+    pub fn is_packed(&self) -> bool {
+        self.k2p > 0
+    }
+
+    /// Marks the buffer as holding no operand (it keeps its memory).
+    pub fn clear(&mut self) {
+        (self.n, self.k, self.k2p) = (0, 0, 0);
+    }
+
+    /// The packed words (from the cache-line boundary `aligned` chose).
+    fn words(&mut self) -> &[u32] {
+        let len = self.n.div_ceil(BLK) * BLK * self.k2p;
+        aligned(&mut self.buf, len)
+    }
+}
+
+/// [`gemm_raw`] with B already packed: `c[m, n] = (accumulate ? c : 0) +
+/// alpha · a[m, k] · b[0..k, 0..n]`, for `n` and `k` up to those `b` was
+/// packed with. The result is bit-identical to [`gemm_raw`] on the same
+/// values: B's pairs past `k` meet A's zero padding, and B's columns past
+/// `n` are computed but not written back.
+///
+/// # Safety
+/// As [`gemm_raw`] for `a` and `c`; `n ≤ b.n`, `k ≤ b.k`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_raw_packed_b(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    alpha: f32,
+    a: (*const f32, usize, usize),
+    b: &mut PackedB,
+) {
+    assert!(
+        n <= b.n && k <= b.k,
+        "gemm_raw_packed_b: [{k}, {n}] outside the packed [{}, {}]",
+        b.k,
+        b.n
+    );
+    let b_k2p = b.k2p;
+    let pb = b.words();
+    // SAFETY: readable per the contract (a 1 × 1 dummy view for B).
+    let (av, _) = unsafe { super::raw_views(m, 1, k, a, (a.0, 0, 0)) };
+    SCRATCH.with_borrow_mut(|(pa, _)| {
+        let k2p = k.div_ceil(2 * T) * T;
+        let pa = aligned(pa, m.div_ceil(BLK) * BLK * k2p);
+        pack::pack(m, k, k2p, av, pa, true, false);
+        let cfg = TileConfig::all_full();
+        // SAFETY: as in `gemm_raw`; B's panels hold b_k2p ≥ k2p pairs.
+        unsafe {
+            asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+            for i0 in (0..m).step_by(BLK) {
+                for j0 in (0..n).step_by(BLK) {
+                    block(
+                        k2p,
+                        pa.as_ptr().add(i0 * k2p),
+                        (pb.as_ptr().add(j0 * b_k2p), b_k2p),
                         c.add(i0 * ldc + j0),
                         ldc,
                         BLK.min(m - i0),
@@ -265,15 +372,27 @@ unsafe fn store_block(c: *mut f32, ldc: usize) {
 /// One 32 × 32 block: `c[0..mr, 0..nr] = (accumulate ? c : 0) + alpha · A-panels · B-panels`.
 ///
 /// # Safety
-/// Tiles configured by `ldtilecfg` as in [`TileConfig::all_full`]; `a` and
-/// `b` must each hold 32·k2p u32 laid out as `pack::pack` writes them;
+/// Tiles configured by `ldtilecfg` as in [`TileConfig::all_full`]; `a`
+/// must hold 32·k2p u32 laid out as `pack::pack` writes them, and `b.0` two
+/// B panels of `b.1 ≥ k2p` pairs each (the first k2p are read);
 /// `c` must address an `mr × nr` block with row stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn block(k2p: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, alpha: f32) {
+unsafe fn block(
+    k2p: usize,
+    a: *const u32,
+    b: (*const u32, usize),
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    accumulate: bool,
+    alpha: f32,
+) {
     // Whole blocks without scaling go straight between tiles and c.
     let full = mr == BLK && nr == BLK && alpha == 1.0;
     let stride_c = ldc * 4;
     let half_a = T * k2p; // u32 from the first to the second 16-row A panel
+    let (b, half_b) = (b.0, T * b.1); // B's panels hold b.1 pairs each
     // SAFETY (whole body): every tile load reads 16 rows of 64 bytes inside
     // the packed panels or, for c, inside the 32 × 32 block the contract
     // covers; stores write only inside that block or the local buffer.
@@ -312,7 +431,7 @@ unsafe fn block(k2p: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usiz
                 a0 = in(reg) a.add(off),
                 a1 = in(reg) a.add(half_a + off),
                 b0 = in(reg) b.add(off),
-                b1 = in(reg) b.add(half_a + off),
+                b1 = in(reg) b.add(half_b + off),
                 s = in(reg) T * 4,
                 options(nostack, readonly),
             );
@@ -345,6 +464,46 @@ mod tests {
     use crate::backend::cpu::bf16::reference;
 
     use crate::backend::cpu::{Stored, test_data as data};
+
+    #[test]
+    fn a_prepacked_b_gives_gemm_raws_bits_on_its_leading_part() {
+        if !available() {
+            println!("skipping: no usable AMX-BF16 on this machine");
+            return;
+        }
+        // B as attention holds keys: [k = 64, n = 300] with columns at a
+        // stride (rs 1, cs 3·64), and as it holds values: [k = 300, n = 64]
+        // (rs 3·64, cs 1); products read a leading part of it.
+        let (kf, nf) = (64, 300);
+        let src = data(3 * 64 * 300, 9);
+        let mut packed = PackedB::default();
+        for (bt, (k_full, n_full)) in [((1, 3 * 64), (kf, nf)), ((3 * 64, 1), (nf, kf))] {
+            let b = (src.as_ptr(), bt.0, bt.1);
+            // SAFETY: AMX checked; every b + p·rs + j·cs (p < k_full, j < n_full) lies in src.
+            unsafe { packed.pack(n_full, k_full, b) };
+            for &(m, n, k) in &[
+                (128, n_full, k_full),
+                (50, n_full.min(130), k_full),
+                (128, n_full, k_full.min(128)),
+                (40, n_full.min(64), k_full.min(100)),
+                (17, 16, k_full.min(16)),
+            ] {
+                let a = data(m * k, (m + n + k) as u64);
+                for accumulate in [false, true] {
+                    let ldc = n + 5;
+                    let mut want = vec![0.25f32; m * ldc];
+                    let mut got = want.clone();
+                    // SAFETY: a is [m, k] row-major; b's leading [k, n] is in src; c is m × ldc.
+                    unsafe {
+                        gemm_raw(m, n, k, want.as_mut_ptr(), ldc, accumulate, 0.125, (a.as_ptr(), k, 1), b);
+                        gemm_raw_packed_b(m, n, k, got.as_mut_ptr(), ldc, accumulate, 0.125, (a.as_ptr(), k, 1), &mut packed);
+                    }
+                    let same = want.iter().zip(&got).all(|(w, g)| w.to_bits() == g.to_bits());
+                    assert!(same, "({m}, {n}, {k}) of [{k_full}, {n_full}], accumulate {accumulate}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn amx_matches_scalar_reference_on_every_layout_and_tail() {

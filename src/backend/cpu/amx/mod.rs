@@ -216,29 +216,54 @@ pub unsafe fn gemm_raw(
     let (av, bv) = unsafe { super::raw_views(m, n, k, a, b) };
     SCRATCH.with_borrow_mut(|(pa, pb)| {
         let (k2p, pa, pb) = pack_operands(m, n, k, av, bv, pa, pb, false);
-        let cfg = TileConfig::all_full();
-        // SAFETY: tiles permitted (contract); blocks as in `matmul`, all on
-        // this thread; c's block is writable per the contract.
-        unsafe {
-            asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-            for i0 in (0..m).step_by(BLK) {
-                for j0 in (0..n).step_by(BLK) {
-                    block(
-                        k2p,
-                        pa.as_ptr().add(i0 * k2p),
-                        (pb.as_ptr().add(j0 * k2p), k2p),
-                        c.add(i0 * ldc + j0),
-                        ldc,
-                        BLK.min(m - i0),
-                        BLK.min(n - j0),
-                        accumulate,
-                        alpha,
-                    );
-                }
-            }
-            asm!("tilerelease", options(nostack, nomem));
-        }
+        // SAFETY: tiles permitted and c writable (contract); both operands
+        // were packed just above with k2p pairs per panel.
+        unsafe { serial_blocks(m, n, k2p, pa.as_ptr(), (pb.as_ptr(), k2p), c, ldc, accumulate, alpha) };
     });
+}
+
+/// Every 32 × 32 block of `c[m, n]` on this thread, as `gemm_raw` computes
+/// them: A packed with `k2p` pairs per panel, B with `b.1 ≥ k2p`.
+///
+/// # Safety
+/// [`available`] returned true; `a` holds `m` rows (rounded up to 32) of
+/// packed A panels, `b.0` `n` columns (rounded up to 32) of packed B
+/// panels; `c` addresses a writable `m × n` block at stride `ldc` that no
+/// other thread touches meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn serial_blocks(
+    m: usize,
+    n: usize,
+    k2p: usize,
+    a: *const u32,
+    b: (*const u32, usize),
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    alpha: f32,
+) {
+    let cfg = TileConfig::all_full();
+    // SAFETY: tiles permitted (contract); blocks as in `matmul`, all on this
+    // thread; the panels and c's block are inside the contract's buffers.
+    unsafe {
+        asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        for i0 in (0..m).step_by(BLK) {
+            for j0 in (0..n).step_by(BLK) {
+                block(
+                    k2p,
+                    a.add(i0 * k2p),
+                    (b.0.add(j0 * b.1), b.1),
+                    c.add(i0 * ldc + j0),
+                    ldc,
+                    BLK.min(m - i0),
+                    BLK.min(n - j0),
+                    accumulate,
+                    alpha,
+                );
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
 }
 
 /// A `[k, n]` B operand packed once for several products: attention packs
@@ -324,27 +349,9 @@ pub unsafe fn gemm_raw_packed_b(
         let k2p = k.div_ceil(2 * T) * T;
         let pa = aligned(pa, m.div_ceil(BLK) * BLK * k2p);
         pack::pack(m, k, k2p, av, pa, true, false);
-        let cfg = TileConfig::all_full();
-        // SAFETY: as in `gemm_raw`; B's panels hold b_k2p ≥ k2p pairs.
-        unsafe {
-            asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-            for i0 in (0..m).step_by(BLK) {
-                for j0 in (0..n).step_by(BLK) {
-                    block(
-                        k2p,
-                        pa.as_ptr().add(i0 * k2p),
-                        (pb.as_ptr().add(j0 * b_k2p), b_k2p),
-                        c.add(i0 * ldc + j0),
-                        ldc,
-                        BLK.min(m - i0),
-                        BLK.min(n - j0),
-                        accumulate,
-                        alpha,
-                    );
-                }
-            }
-            asm!("tilerelease", options(nostack, nomem));
-        }
+        // SAFETY: as in `gemm_raw`; B's panels hold b_k2p ≥ k2p pairs and
+        // cover n columns (asserted above).
+        unsafe { serial_blocks(m, n, k2p, pa.as_ptr(), (pb.as_ptr(), b_k2p), c, ldc, accumulate, alpha) };
     });
 }
 

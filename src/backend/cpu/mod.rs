@@ -343,7 +343,7 @@ pub unsafe fn gemm_raw(
 pub struct SharedB {
     src: (*const f32, usize, usize),
     #[cfg(target_arch = "x86_64")]
-    packed: Option<amx::PackedB>,
+    packed: amx::PackedB,
 }
 
 impl Default for SharedB {
@@ -351,7 +351,7 @@ impl Default for SharedB {
         SharedB {
             src: (std::ptr::null(), 0, 0),
             #[cfg(target_arch = "x86_64")]
-            packed: None,
+            packed: amx::PackedB::default(),
         }
     }
 }
@@ -368,14 +368,12 @@ impl SharedB {
         self.src = b;
         #[cfg(target_arch = "x86_64")]
         {
-            let fills = amx && n >= amx::MIN_N && k >= amx::MIN_K;
-            // Keep the old buffer while unused, so it is not allocated again.
-            let p = self.packed.get_or_insert_with(Default::default);
-            if fills {
+            if amx && n >= amx::MIN_N && k >= amx::MIN_K {
                 // SAFETY: `amx` implies `amx::available()`; readable per the contract.
-                unsafe { p.pack(n, k, b) };
+                unsafe { self.packed.pack(n, k, b) };
             } else {
-                p.clear();
+                // Unused, but its buffer is kept, so it is not allocated again.
+                self.packed.clear();
             }
         }
         let _ = (amx, n, k);
@@ -400,14 +398,9 @@ impl SharedB {
         a: (*const f32, usize, usize),
     ) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(p) = self.packed.as_mut().filter(|p| p.is_packed())
-            && amx
-            && m >= amx::MIN_M
-            && n >= amx::MIN_N
-            && k >= amx::MIN_K
-        {
+        if self.packed.is_packed() && amx && m >= amx::MIN_M && n >= amx::MIN_N && k >= amx::MIN_K {
             // SAFETY: the same product `gemm_raw` would run on AMX, per the contract.
-            unsafe { amx::gemm_raw_packed_b(m, n, k, c, ldc, accumulate, alpha, a, p) };
+            unsafe { amx::gemm_raw_packed_b(m, n, k, c, ldc, accumulate, alpha, a, &mut self.packed) };
             return;
         }
         // SAFETY: the caller's contract; `src` is readable per `set`'s.

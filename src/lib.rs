@@ -4,6 +4,7 @@
 //! exchange typed artifacts; [`exec`] runs it with caching by fingerprint;
 //! [`io`] reads and writes the Arrow data. See DESIGN.md for the map.
 
+pub mod alloc;
 pub mod backend;
 pub mod clean;
 pub mod exec;
@@ -18,3 +19,6 @@ pub mod spec;
 pub mod synth;
 pub mod tokenize;
 pub mod train;
+
+#[global_allocator]
+static ALLOC: alloc::LineAligned = alloc::LineAligned;

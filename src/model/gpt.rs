@@ -217,9 +217,11 @@ impl Gpt {
         self.layout.tensors().filter(|t| t.matrix).map(|t| t.range()).collect()
     }
 
-    /// Sets every gradient to zero.
+    /// Sets every gradient to zero, on the current rayon pool: one thread
+    /// writing 500 MB (124M's gradients) took ≈ 2.4% of a bf16 step.
     pub fn zero_grad(&mut self) {
-        self.grads.fill(0.0);
+        use rayon::prelude::*;
+        self.grads.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0));
     }
 
     /// Allocates activations for (b, t) unless already sized for them, and

@@ -3,9 +3,13 @@
 //! forward `x·wᵀ`, input gradient `dy·w`, weight gradient `dyᵀ·x` — through
 //! our f32 kernel, the `gemm` crate it replaced, and the bf16 kernel.
 //!
-//! `cargo bench --bench matmul -- [--threads N] [--reps N]`
+//! `cargo bench --bench matmul -- [--threads N] [--reps N] [--model tiny|124m]
+//!   [--only LABEL]`
 //!
-//! Prints GFLOP/s per shape and product, and the total ms of one pass over
+//! `--model 124m` runs GPT-2 124M's layers instead (C 768, vocab 50304,
+//! B·T = 1024 rows: batch 4 at T 256); `--only` keeps the kernels whose
+//! label contains LABEL (`f32`, `bf16`, `gemm`). Prints GFLOP/s per shape
+//! and product, and the total ms of one pass over
 //! all shapes (the median of `--reps` passes, default 5).
 
 use kiln::backend::{Backend, CpuBackend, MatRef, Precision};
@@ -15,6 +19,9 @@ use std::time::Instant;
 /// MLP down, LM head (vocab 8192).
 const SHAPES: [(usize, usize); 5] = [(256, 768), (256, 256), (256, 1024), (1024, 256), (256, 8192)];
 const ROWS: usize = 2048;
+/// The same for GPT-2 124M (padded vocab 50304) at B·T = 1024.
+const SHAPES_124M: [(usize, usize); 5] = [(768, 2304), (768, 768), (768, 3072), (3072, 768), (768, 50304)];
+const ROWS_124M: usize = 1024;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -33,21 +40,32 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let threads = arg("--threads", 2);
     let reps = arg("--reps", 5).max(1);
+    let args: Vec<String> = std::env::args().collect();
+    let named = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let (shapes, rows) = match named("--model").as_deref() {
+        None | Some("tiny") => (SHAPES, ROWS),
+        Some("124m") => (SHAPES_124M, ROWS_124M),
+        Some(other) => panic!("--model takes tiny or 124m, not {other}"),
+    };
+    let only = named("--only").unwrap_or_default();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    println!("threads {threads}; {ROWS} rows; median of {reps}");
+    println!("threads {threads}; {rows} rows; median of {reps}");
     pool.install(|| {
         for (label, mut be) in [
             ("kiln f32", CpuBackend::new(Precision::F32)),
             ("gemm crate f32", CpuBackend::f32_on_gemm_crate()),
             ("kiln bf16", CpuBackend::new(Precision::Bf16)),
         ] {
+            if !label.contains(only.as_str()) {
+                continue;
+            }
             let mut total = 0.0;
-            for &(c, oc) in &SHAPES {
-                let inp = vec![0.5f32; ROWS * c];
+            for &(c, oc) in &shapes {
+                let inp = vec![0.5f32; rows * c];
                 let w = vec![0.25f32; oc * c];
-                let dout = vec![0.1f32; ROWS * oc];
-                let (mut out, mut dinp, mut dw) = (vec![0.0f32; ROWS * oc], vec![0.0f32; ROWS * c], vec![0.0f32; oc * c]);
-                let flop = 2.0 * (ROWS * c * oc) as f64;
+                let dout = vec![0.1f32; rows * oc];
+                let (mut out, mut dinp, mut dw) = (vec![0.0f32; rows * oc], vec![0.0f32; rows * c], vec![0.0f32; oc * c]);
+                let flop = 2.0 * (rows * c * oc) as f64;
                 let mut time = |f: &mut dyn FnMut(&mut CpuBackend)| {
                     f(&mut be);
                     median(
@@ -62,7 +80,7 @@ fn main() {
                 };
                 let fwd = time(&mut |be| {
                     be.matmul(
-                        ROWS,
+                        rows,
                         oc,
                         c,
                         &mut out,
@@ -74,7 +92,7 @@ fn main() {
                 });
                 let din = time(&mut |be| {
                     be.matmul(
-                        ROWS,
+                        rows,
                         c,
                         oc,
                         &mut dinp,
@@ -88,7 +106,7 @@ fn main() {
                     be.matmul(
                         oc,
                         c,
-                        ROWS,
+                        rows,
                         &mut dw,
                         c,
                         true,

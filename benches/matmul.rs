@@ -23,11 +23,14 @@ const ROWS: usize = 2048;
 const SHAPES_124M: [(usize, usize); 5] = [(768, 2304), (768, 768), (768, 3072), (3072, 768), (768, 50304)];
 const ROWS_124M: usize = 1024;
 
-fn arg(name: &str, default: usize) -> usize {
+/// The value after `name` on the command line.
+fn named(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    named(name)
         .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
         .unwrap_or(default)
 }
@@ -40,8 +43,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let threads = arg("--threads", 2);
     let reps = arg("--reps", 5).max(1);
-    let args: Vec<String> = std::env::args().collect();
-    let named = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let (shapes, rows) = match named("--model").as_deref() {
         None | Some("tiny") => (SHAPES, ROWS),
         Some("124m") => (SHAPES_124M, ROWS_124M),

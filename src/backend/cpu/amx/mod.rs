@@ -32,7 +32,12 @@
 //! intrinsics are not stable; the compiler never allocates tmm registers, so
 //! nothing it holds is clobbered.
 
+#[cfg(test)]
+mod emulate;
 mod pack;
+mod tiles;
+
+pub use tiles::{PackedA, PackedB, TilePairs, TileRows, gemm_packed, gemm_raw_packed_b};
 
 use super::super::MatRef;
 use super::SendPtr;
@@ -242,6 +247,12 @@ unsafe fn serial_blocks(
     accumulate: bool,
     alpha: f32,
 ) {
+    #[cfg(test)]
+    if !available() {
+        // SAFETY: the same contract, on the scalar model.
+        unsafe { emulate::serial_blocks(m, n, k2p, a, b, c, ldc, accumulate, alpha) };
+        return;
+    }
     let cfg = TileConfig::all_full();
     // SAFETY: tiles permitted (contract); blocks as in `matmul`, all on this
     // thread; the panels and c's block are inside the contract's buffers.
@@ -264,95 +275,6 @@ unsafe fn serial_blocks(
         }
         asm!("tilerelease", options(nostack, nomem));
     }
-}
-
-/// A `[k, n]` B operand packed once for several products: attention packs
-/// each head's keys and values once and every block of queries reads them,
-/// instead of packing them again for each block (see [`gemm_raw_packed_b`]).
-#[derive(Default)]
-pub struct PackedB {
-    buf: Vec<u32>,
-    n: usize,
-    k: usize,
-    k2p: usize,
-}
-
-impl PackedB {
-    /// Packs `b` (`(pointer, row stride, column stride)`, `[k, n]`) into
-    /// panels of 16 columns of `k2p` pairs, reusing this buffer.
-    ///
-    /// # Safety
-    /// [`available`] returned true; `n, k ≥ 1`; every `b + p·rs + j·cs`
-    /// (p < k, j < n) readable.
-    pub unsafe fn pack(&mut self, n: usize, k: usize, b: (*const f32, usize, usize)) {
-        let k2p = k.div_ceil(2 * T) * T;
-        // SAFETY: readable per the contract (a 1 × 1 dummy view for A).
-        let (_, bv) = unsafe { super::raw_views(1, n, k, (b.0, 0, 0), b) };
-        let bt = MatRef {
-            data: bv.data,
-            rs: bv.cs,
-            cs: bv.rs,
-        };
-        let len = n.div_ceil(BLK) * BLK * k2p;
-        pack::pack(n, k, k2p, bt, aligned(&mut self.buf, len), false, false);
-        (self.n, self.k, self.k2p) = (n, k, k2p);
-    }
-
-    /// Whether an operand is packed ([`PackedB::clear`] undoes it).
-    pub fn is_packed(&self) -> bool {
-        self.k2p > 0
-    }
-
-    /// Marks the buffer as holding no operand (it keeps its memory).
-    pub fn clear(&mut self) {
-        (self.n, self.k, self.k2p) = (0, 0, 0);
-    }
-
-    /// The packed words (from the cache-line boundary `aligned` chose).
-    fn words(&mut self) -> &[u32] {
-        let len = self.n.div_ceil(BLK) * BLK * self.k2p;
-        aligned(&mut self.buf, len)
-    }
-}
-
-/// [`gemm_raw`] with B already packed: `c[m, n] = (accumulate ? c : 0) +
-/// alpha · a[m, k] · b[0..k, 0..n]`, for `n` and `k` up to those `b` was
-/// packed with. The result is bit-identical to [`gemm_raw`] on the same
-/// values: B's pairs past `k` meet A's zero padding, and B's columns past
-/// `n` are computed but not written back.
-///
-/// # Safety
-/// As [`gemm_raw`] for `a` and `c`; `n ≤ b.n`, `k ≤ b.k`.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_raw_packed_b(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-    alpha: f32,
-    a: (*const f32, usize, usize),
-    b: &mut PackedB,
-) {
-    assert!(
-        n <= b.n && k <= b.k,
-        "gemm_raw_packed_b: [{k}, {n}] outside the packed [{}, {}]",
-        b.k,
-        b.n
-    );
-    let b_k2p = b.k2p;
-    let pb = b.words();
-    // SAFETY: readable per the contract (a 1 × 1 dummy view for B).
-    let (av, _) = unsafe { super::raw_views(m, 1, k, a, (a.0, 0, 0)) };
-    SCRATCH.with_borrow_mut(|(pa, _)| {
-        let k2p = k.div_ceil(2 * T) * T;
-        let pa = aligned(pa, m.div_ceil(BLK) * BLK * k2p);
-        pack::pack(m, k, k2p, av, pa, true, false);
-        // SAFETY: as in `gemm_raw`; B's panels hold b_k2p ≥ k2p pairs and
-        // cover n columns (asserted above).
-        unsafe { serial_blocks(m, n, k2p, pa.as_ptr(), (pb.as_ptr(), b_k2p), c, ldc, accumulate, alpha) };
-    });
 }
 
 /// Stores the accumulator tiles tmm0–3 as a 32 × 32 f32 block at `c` with

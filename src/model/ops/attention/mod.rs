@@ -18,6 +18,9 @@
 //! percent of GPT-2's FLOPs at T ≤ 1024, but those small f32 products were
 //! 40% of a `tiny` bf16 training step once the projections ran on AMX.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
+
 use super::{dot_lanes, exp_inplace_sum, fast_exp, max_lanes, simd_fn};
 use crate::backend::cpu::{SharedB, gemm_raw};
 use rayon::prelude::*;
@@ -70,6 +73,16 @@ struct Dims {
     amx: bool,
 }
 
+impl Dims {
+    /// Whether tasks take the AMX path that writes probabilities straight
+    /// into tiles (`amx.rs`): heads narrower than a tile's depth would be
+    /// mostly padding there.
+    #[cfg(target_arch = "x86_64")]
+    fn tiles(self) -> bool {
+        self.amx && self.hs >= crate::backend::cpu::amx::MIN_K
+    }
+}
+
 /// Runs `f(task, worker_scratch)` for every (b, h) task: worker `w` of the
 /// `scratch.len() / per` workers takes tasks `w, w + workers, …`, a static
 /// split so the work (equal per task) and the results don't depend on
@@ -105,6 +118,12 @@ pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], b: usize, t: usize
     );
     let (outp, lsep) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
     for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
+        #[cfg(target_arch = "x86_64")]
+        if d.tiles() {
+            // SAFETY: as below; `tiles` implies AMX.
+            unsafe { amx::forward_task(d, task, outp.get(), lsep.get(), qkv, s) };
+            return;
+        }
         // SAFETY: task (b, h) writes only rows b·T.. of out at columns
         // h·hs..(h+1)·hs and lse[b, h, ..]; the asserted shapes keep every
         // access in bounds.
@@ -205,6 +224,12 @@ pub fn backward(
     );
     let dp = Shared(dqkv.as_mut_ptr());
     for_each_task(scratch, scratch_per_worker(t), d.b * d.nh, |task, s| {
+        #[cfg(target_arch = "x86_64")]
+        if d.tiles() {
+            // SAFETY: as below; `tiles` implies AMX.
+            unsafe { amx::backward_task(d, task, dp.get(), dout, qkv, out, lse, s) };
+            return;
+        }
         // SAFETY: task (b, h) writes only rows b·T.. of dqkv at its head's
         // q, k and v columns; shapes asserted above.
         unsafe { backward_task(d, task, dp.get(), dout, qkv, out, lse, s) };
@@ -361,34 +386,41 @@ mod tests {
         (d / n).sqrt()
     }
 
+    /// The tile path (`amx.rs`) against the f32 path. Without AMX the
+    /// products run on the scalar model of the tiles (`amx::emulate`), so
+    /// the row passes that write operands in tile order are checked on any
+    /// CPU with AVX512-BF16.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn amx_bf16_attention_stays_close_to_f32() {
-        use crate::backend::{CpuBackend, Precision};
-        if !CpuBackend::new(Precision::Bf16).uses_amx() {
-            println!("skipping: no usable AMX-BF16 on this machine");
+        if !std::arch::is_x86_feature_detected!("avx512bf16") {
+            println!("skipping: no AVX512-BF16 on this machine");
             return;
         }
-        // Two heads of 32 and T past one row block, so every product is at
-        // least 16 × 16 × 16 and goes to the tiles.
-        let (b, t, c, nh) = (2, BLK + 30, 64, 2);
-        let qkv = f32s(&randn(b * t * 3 * c, 7, 1.0));
-        let dout = f32s(&randn(b * t * c, 8, 1.0));
-        let mut scratch = vec![0.0f32; 2 * scratch_per_worker(t)];
-        let run = |amx: bool, scratch: &mut [f32]| {
-            let (mut out, mut lse) = (vec![0.0f32; b * t * c], vec![0.0f32; b * nh * t]);
-            forward(&mut out, &mut lse, &qkv, b, t, nh, scratch, amx);
-            let mut dqkv = vec![f32::NAN; qkv.len()];
-            backward(&mut dqkv, &dout, &qkv, &out, &lse, b, t, nh, scratch, amx);
-            (out, dqkv)
-        };
-        let (o32, d32) = run(false, &mut scratch);
-        let (o16, d16) = run(true, &mut scratch);
-        // bf16 operands carry 8 significant bits (2^-9 relative rounding):
-        // a few 1e-3 of relative error, far from the f32 result's 1e-7.
-        let (eo, ed) = (rel(&o16, &o32), rel(&d16, &d32));
-        assert!(eo < 1e-2 && ed < 2e-2, "out {eo}, dqkv {ed}");
-        assert!(eo > 0.0, "bf16 output equals f32 exactly: were the tiles used?");
-        assert!(d16.iter().all(|x| x.is_finite()), "every dqkv element written");
+        // Heads of 32 and 64; T past one row block, with an odd last block
+        // (a pair row with one live row) and T off a multiple of 32.
+        for &(b, t, c, nh) in &[(2, BLK + 30, 64, 2), (1, BLK + 37, 128, 2), (1, 21, 32, 1)] {
+            let qkv = f32s(&randn(b * t * 3 * c, 7, 1.0));
+            let dout = f32s(&randn(b * t * c, 8, 1.0));
+            let mut scratch = vec![0.0f32; 2 * scratch_per_worker(t)];
+            let run = |amx: bool, scratch: &mut [f32]| {
+                let (mut out, mut lse) = (vec![f32::NAN; b * t * c], vec![f32::NAN; b * nh * t]);
+                forward(&mut out, &mut lse, &qkv, b, t, nh, scratch, amx);
+                let mut dqkv = vec![f32::NAN; qkv.len()];
+                backward(&mut dqkv, &dout, &qkv, &out, &lse, b, t, nh, scratch, amx);
+                (out, lse, dqkv)
+            };
+            let (o32, l32, d32) = run(false, &mut scratch);
+            let (o16, l16, d16) = run(true, &mut scratch);
+            // bf16 operands carry 8 significant bits (2^-9 relative
+            // rounding): a few 1e-3 of relative error, far from the f32
+            // result's 1e-7.
+            let (eo, el, ed) = (rel(&o16, &o32), rel(&l16, &l32), rel(&d16, &d32));
+            assert!(eo < 1e-2 && el < 1e-2 && ed < 2e-2, "T {t}, C {c}: out {eo}, lse {el}, dqkv {ed}");
+            println!("T {t}, C {c}: out {eo:.2e}, lse {el:.2e}, dqkv {ed:.2e}");
+            assert!(eo > 0.0, "bf16 output equals f32 exactly: were the tiles used?");
+            assert!(d16.iter().all(|x| x.is_finite()), "every dqkv element written");
+        }
     }
 
     #[test]

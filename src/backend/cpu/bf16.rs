@@ -184,8 +184,14 @@ mod tests {
             println!("skipping: CPU lacks AVX512-BF16");
             return;
         }
-        let mut be = CpuBackend::bf16_without_amx();
-        assert_eq!(be.precision(), Precision::Bf16);
+        // Both kernels off AMX: `vdpbf16ps`, and FMA over rounded operands.
+        for (what, mut be) in [("vdpbf16ps", CpuBackend::bf16_without_amx()), ("fma", CpuBackend::bf16_on_fma())] {
+            assert_eq!(be.precision(), Precision::Bf16);
+            check_against_reference(what, &mut be);
+        }
+    }
+
+    fn check_against_reference(what: &str, be: &mut CpuBackend) {
         for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (9, 31, 64), (17, 65, 33), (70, 100, 129)] {
             let (a, b) = (data(m * k, m as u64), data(k * n, n as u64));
             let want = reference(m, n, k, &a, &b);
@@ -199,7 +205,7 @@ mod tests {
                     let tol = 1e-5 * (k as f32).sqrt() * 4.0;
                     assert!(
                         (got - 0.5 - want).abs() <= tol,
-                        "({m},{n},{k}) layout {li} elem {i}: {got} - 0.5 vs {want}"
+                        "{what} ({m},{n},{k}) layout {li} elem {i}: {got} - 0.5 vs {want}"
                     );
                 }
             }

@@ -42,6 +42,67 @@ impl Panels for F32 {
     }
 }
 
+/// The same micro-kernel on operands rounded to bf16 (each word an f32 whose
+/// low 16 bits are zero): `precision: bf16` on CPUs where `vdpbf16ps` runs
+/// no faster than two FMAs (Intel without AMX; see `CpuBackend::new`). The
+/// products are those of the bf16 operands, summed in f32, as `vdpbf16ps`
+/// computes them; only the summation order differs. A is always packed,
+/// since reading it in place would skip its rounding.
+#[cfg(target_arch = "x86_64")]
+pub(super) struct Bf16OnFma;
+
+#[cfg(target_arch = "x86_64")]
+impl Panels for Bf16OnFma {
+    const GROUP: usize = 1;
+    const DIRECT_A: bool = false;
+
+    #[inline(always)]
+    fn word(group: &[f32]) -> u32 {
+        (super::bf16::to_bf16_bits(group[0]) as u32) << 16
+    }
+
+    unsafe fn words_of_row(src: &[f32], out: &mut [u32]) {
+        // SAFETY: the trait's contract: this kernel runs only where
+        // AVX512-BF16 does (`CpuBackend::new`).
+        unsafe { rounded(src, out) }
+    }
+
+    unsafe fn words_of_columns(lo: &[f32], _hi: &[f32], out: &mut [u32]) {
+        // SAFETY: as above; one value per word, so only `lo` is packed.
+        unsafe { rounded(lo, out) }
+    }
+
+    unsafe fn tile(steps: usize, a: Strided, b: *const u32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, alpha: f32) {
+        // SAFETY: the trait's contract.
+        unsafe { kernel(steps, a, b as *const f32, c, ldc, mr, nr, accumulate, alpha) }
+    }
+}
+
+/// `out[i] = word(src[i])` of [`Bf16OnFma`], 16 at a time: round to bf16
+/// (`vcvtneps2bf16`, nearest even), widen, shift into the high half.
+///
+/// # Safety
+/// AVX-512F and AVX512-BF16 available; `out.len() == src.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn rounded(src: &[f32], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    assert_eq!(src.len(), out.len());
+    let mut s = src.chunks_exact(16);
+    let mut o = out.chunks_exact_mut(16);
+    for (s, o) in s.by_ref().zip(o.by_ref()) {
+        // SAFETY: s and o hold 16 elements each.
+        unsafe {
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(s.as_ptr())));
+            let w = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h));
+            _mm512_storeu_si512(o.as_mut_ptr() as *mut __m512i, w);
+        }
+    }
+    for (o, &x) in o.into_remainder().iter_mut().zip(s.remainder()) {
+        *o = Bf16OnFma::word(&[x]);
+    }
+}
+
 /// One `MR × NR` tile: `c[0..mr, 0..nr] (+)= alpha · Σ_p a[p] ⊗ b[p]`, one
 /// FMA per row and half-tile per step (the broadcast folds into the FMA's
 /// memory operand). Rows past `mr` repeat row `mr − 1`, so an A read in

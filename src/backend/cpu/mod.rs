@@ -102,6 +102,10 @@ pub fn has_avx512bf16() -> bool {
 pub struct CpuBackend {
     /// True when bf16 was requested and the kernel is usable on this CPU.
     bf16_kernel: bool,
+    /// True when bf16 products off AMX run on `vdpbf16ps` (`bf16.rs`);
+    /// false when they run on FMA over bf16-rounded operands
+    /// (`fp32::Bf16OnFma`). See [`dot_outruns_fma`].
+    bf16_dot: bool,
     /// True when the bf16 kernel may use AMX tiles (see `amx::available`).
     amx: bool,
     /// True when f32 matmuls may use the AVX-512F kernel (`fp32.rs`).
@@ -117,6 +121,7 @@ impl CpuBackend {
         let bf16_kernel = precision == Precision::Bf16 && has_avx512bf16();
         CpuBackend {
             bf16_kernel,
+            bf16_dot: dot_outruns_fma(),
             amx: bf16_kernel && amx_available(),
             f32_kernel: fp32::available(),
             pack_a: Vec::new(),
@@ -129,6 +134,7 @@ impl CpuBackend {
     pub fn bf16_without_kernel() -> Self {
         CpuBackend {
             bf16_kernel: false,
+            bf16_dot: false,
             amx: false,
             f32_kernel: fp32::available(),
             pack_a: Vec::new(),
@@ -136,11 +142,22 @@ impl CpuBackend {
         }
     }
 
-    /// A `Bf16` backend that never uses AMX, so the AVX512-BF16 kernel can be
-    /// tested and compared on a machine that has AMX.
+    /// A `Bf16` backend on the `vdpbf16ps` kernel, never AMX, so that
+    /// kernel can be tested and compared on any CPU with AVX512-BF16.
     pub fn bf16_without_amx() -> Self {
         CpuBackend {
             amx: false,
+            bf16_dot: true,
+            ..Self::new(Precision::Bf16)
+        }
+    }
+
+    /// A `Bf16` backend on FMA over bf16-rounded operands, never AMX, so
+    /// that path can be tested and compared on any CPU with AVX512-BF16.
+    pub fn bf16_on_fma() -> Self {
+        CpuBackend {
+            amx: false,
+            bf16_dot: false,
             ..Self::new(Precision::Bf16)
         }
     }
@@ -157,6 +174,31 @@ impl CpuBackend {
     /// Whether bf16 matmuls of at least 16 × 16 run on AMX tiles.
     pub fn uses_amx(&self) -> bool {
         self.amx
+    }
+}
+
+/// Whether bf16 products off AMX should run on `vdpbf16ps` rather than on
+/// FMA over bf16-rounded operands: only where one `vdpbf16ps` (32
+/// multiply-adds) issues at least as often as one FMA (16), i.e. on AMD's
+/// Zen 4 and 5, where the bf16 peak is twice the f32 one (BENCHMARKS.md,
+/// session 10: 453 against 227 GFLOP/s on two cores). Intel cores issue
+/// `vdpbf16ps` on one port against two for FMA: the Xeon of session 22,
+/// with AMX hidden by its VM, measured 169 against 348 GFLOP/s, and the
+/// `vdpbf16ps` kernel trained `tiny` 30% slower than f32. Decided by the
+/// vendor rather than by timing, so a run's numerics never depend on how
+/// busy the machine was when it started.
+fn dot_outruns_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID leaf 0 exists on every x86-64 CPU.
+        let r = unsafe { std::arch::x86_64::__cpuid(0) };
+        // "AuthenticAMD" in EBX, EDX, ECX.
+        (r.ebx, r.edx, r.ecx) == (0x6874_7541, 0x6974_6E65, 0x444D_4163)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -196,7 +238,11 @@ impl Backend for CpuBackend {
         }
         #[cfg(target_arch = "x86_64")]
         if self.bf16_kernel {
-            tiled::matmul::<bf16::Bf16>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+            if self.bf16_dot {
+                tiled::matmul::<bf16::Bf16>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+            } else {
+                tiled::matmul::<fp32::Bf16OnFma>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+            }
             return;
         }
         // Thinner products would mostly multiply the tiles' zero padding.

@@ -285,7 +285,7 @@ unsafe fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out
             for r in 0..live {
                 let row = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
                 for (s, x) in row.iter().enumerate() {
-                    dst[s * w + r] = x.to_bits();
+                    dst[s * w + r] = P::word(std::slice::from_ref(x));
                 }
             }
         } else if view.cs == 1 {
@@ -362,10 +362,10 @@ unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<
                 for (q, (l, h)) in col(s).chunks(w).zip(col(s + 1).chunks(w)).enumerate() {
                     let d = dst(q, w + l.len());
                     for (d, x) in d[..l.len()].iter_mut().zip(l) {
-                        *d = x.to_bits();
+                        *d = P::word(std::slice::from_ref(x));
                     }
                     for (d, x) in d[w..].iter_mut().zip(h) {
-                        *d = x.to_bits();
+                        *d = P::word(std::slice::from_ref(x));
                     }
                 }
                 s += 2;
@@ -374,7 +374,7 @@ unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<
             if g == 1 {
                 for (q, part) in col(s).chunks(w).enumerate() {
                     for (d, x) in dst(q, part.len()).iter_mut().zip(part) {
-                        *d = x.to_bits();
+                        *d = P::word(std::slice::from_ref(x));
                     }
                 }
             } else {

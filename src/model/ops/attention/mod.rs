@@ -14,7 +14,9 @@
 //! the probabilities and their gradient rounded to bf16, f32 accumulation, as
 //! FlashAttention does in bf16 on GPUs). On AMX a task packs its keys and
 //! values into tiles once, in the layouts its products read them
-//! (`SharedB`), rather than once per block of queries. Attention is a few
+//! (`SharedB`), rather than once per block of queries; with heads at least
+//! 16 wide, its row passes also write the probabilities and their gradient
+//! straight into tiles (`amx.rs`). Attention is a few
 //! percent of GPT-2's FLOPs at T ≤ 1024, but those small f32 products were
 //! 40% of a `tiny` bf16 training step once the projections ran on AMX.
 

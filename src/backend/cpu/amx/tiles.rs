@@ -47,9 +47,8 @@ impl PackedA {
     pub unsafe fn pack(&mut self, m: usize, k: usize, a: (*const f32, usize, usize)) {
         // SAFETY: readable per the contract (a 1 × 1 dummy view for B).
         let (av, _) = unsafe { raw_views(m, 1, k, a, (a.0, 0, 0)) };
-        let k2p = pairs(k);
         let rows = self.shape(m, k);
-        pack::pack(m, k, k2p, av, rows.w, true, false);
+        pack::pack(m, k, rows.k2p, av, rows.w, true, false);
     }
 
     /// The packed words (from the cache-line boundary `aligned` chose).
@@ -106,9 +105,8 @@ impl PackedB {
             rs: bv.cs,
             cs: bv.rs,
         };
-        let k2p = pairs(k);
-        let pairs = self.shape(k, n);
-        pack::pack(n, k, k2p, bt, pairs.w, false, false);
+        let dst = self.shape(k, n);
+        pack::pack(n, k, dst.k2p, bt, dst.w, false, false);
     }
 
     /// Makes room for a `[k, n]` operand (reusing the buffer) and returns

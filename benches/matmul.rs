@@ -3,9 +3,10 @@
 //! forward `x·wᵀ`, input gradient `dy·w`, weight gradient `dyᵀ·x` — through
 //! our f32 kernel, the `gemm` crate it replaced, and the bf16 kernel.
 //!
-//! `cargo bench --bench matmul -- [--threads N] [--reps N] [--model tiny|124m]
+//! `cargo bench --bench matmul -- [--threads N] [--reps N] [--model tiny|small|124m]
 //!   [--only LABEL]`
 //!
+//! `--model small` runs the `small` model's layers (C 384) at the same rows;
 //! `--model 124m` runs GPT-2 124M's layers instead (C 768, vocab 50304,
 //! B·T = 1024 rows: batch 4 at T 256); `--only` keeps the kernels whose
 //! label contains LABEL (`f32`, `bf16`, `gemm`). Prints GFLOP/s per shape
@@ -22,6 +23,8 @@ const ROWS: usize = 2048;
 /// The same for GPT-2 124M (padded vocab 50304) at B·T = 1024.
 const SHAPES_124M: [(usize, usize); 5] = [(768, 2304), (768, 768), (768, 3072), (3072, 768), (768, 50304)];
 const ROWS_124M: usize = 1024;
+/// The `small` model's (C 384), at the same 2048 rows as `tiny`.
+const SHAPES_SMALL: [(usize, usize); 5] = [(384, 1152), (384, 384), (384, 1536), (1536, 384), (384, 8192)];
 
 /// The value after `name` on the command line.
 fn named(name: &str) -> Option<String> {
@@ -45,8 +48,9 @@ fn main() {
     let reps = arg("--reps", 5).max(1);
     let (shapes, rows) = match named("--model").as_deref() {
         None | Some("tiny") => (SHAPES, ROWS),
+        Some("small") => (SHAPES_SMALL, ROWS),
         Some("124m") => (SHAPES_124M, ROWS_124M),
-        Some(other) => panic!("--model takes tiny or 124m, not {other}"),
+        Some(other) => panic!("--model takes tiny, small or 124m, not {other}"),
     };
     let only = named("--only").unwrap_or_default();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");

@@ -7,7 +7,7 @@
 //! - A (`[m, k]`) into panels of `MR` rows: `pa[(panel·steps + s)·MR + r]`;
 //! - B (`[k, n]`) into panels of `NR` columns: `pb[(panel·steps + s)·NR + c]`.
 //!
-//! A micro-kernel keeps an `MR × NR` tile of f32 accumulators in 16 zmm
+//! A micro-kernel keeps an `MR × NR` tile of f32 accumulators in 24 zmm
 //! registers, broadcasts one A word per row and multiplies it against two
 //! zmm of B words. Tails in m, n and k are zero-padded at packing time, so
 //! the kernel always runs full tiles and only the write-back is clipped.
@@ -27,8 +27,11 @@ use super::SendPtr;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
-/// Rows per micro-tile.
-pub const MR: usize = 8;
+/// Rows per micro-tile: 24 accumulators, 2 B registers and a broadcast in
+/// AVX-512's 32, so each B load feeds 12 FMAs. Against 8 rows, single-thread
+/// `train_step small` ran 2–3% faster, better in 6 of 8 paired rounds
+/// (BENCHMARKS.md, session 23).
+pub const MR: usize = 12;
 /// Columns per micro-tile (two zmm registers of f32).
 pub const NR: usize = 32;
 /// Micro-tiles per parallel task, along m and n.
@@ -326,6 +329,14 @@ unsafe fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out
 /// Words converted at a time through a stack buffer while packing.
 const BUF: usize = 256;
 
+/// Steps of an `MR`-row panel that together fill whole 64-byte lines (16
+/// words): 2 for 8 rows, 4 for 12.
+const LINE_STEPS: usize = 16 / gcd(MR, 16);
+
+const fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 /// Steps per task of [`pack_columns`].
 const PACK_STEPS: usize = 64;
 
@@ -351,24 +362,25 @@ unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<
         let (mut s, end) = (b * PACK_STEPS, ((b + 1) * PACK_STEPS).min(steps));
         while s < end {
             // SAFETY (all writes below): words (q, s, 0..len) lie inside
-            // out (panels · steps · w words), and steps s (and s + 1 when
-            // written in pairs) belong to this task alone.
+            // out (panels · steps · w words), and steps s (and the next ones
+            // when written LINE_STEPS at a time) belong to this task alone.
             let dst = |q: usize, len: usize| unsafe { std::slice::from_raw_parts_mut(optr.get().add((q * steps + s) * w), len) };
             let col = |p: usize| &view.data[p * view.cs..p * view.cs + rows];
-            if g == 1 && w == MR && s + 1 < end {
-                // Two steps of an 8-row panel fill one 64-byte line: write
-                // them together, so no line is left half-written while the
-                // other panels' writes evict it.
-                for (q, (l, h)) in col(s).chunks(w).zip(col(s + 1).chunks(w)).enumerate() {
-                    let d = dst(q, w + l.len());
-                    for (d, x) in d[..l.len()].iter_mut().zip(l) {
-                        *d = P::word(std::slice::from_ref(x));
-                    }
-                    for (d, x) in d[w..].iter_mut().zip(h) {
-                        *d = P::word(std::slice::from_ref(x));
+            if g == 1 && w == MR && s + LINE_STEPS <= end {
+                // LINE_STEPS steps of an MR-row panel fill whole 64-byte
+                // lines: write them together, so no line is left
+                // half-written while the other panels' writes evict it.
+                let cols: [&[f32]; LINE_STEPS] = std::array::from_fn(|i| col(s + i));
+                for q in 0..rows.div_ceil(w) {
+                    let (r0, live) = (q * w, w.min(rows - q * w));
+                    let d = dst(q, (LINE_STEPS - 1) * w + live);
+                    for (i, c) in cols.iter().enumerate() {
+                        for (d, x) in d[i * w..i * w + live].iter_mut().zip(&c[r0..r0 + live]) {
+                            *d = P::word(std::slice::from_ref(x));
+                        }
                     }
                 }
-                s += 2;
+                s += LINE_STEPS;
                 continue;
             }
             if g == 1 {

@@ -36,6 +36,12 @@ impl Panels for F32 {
         group[0].to_bits()
     }
 
+    unsafe fn words_of_row(src: &[f32], out: &mut [u32]) {
+        // SAFETY: the trait's contract: this kernel runs only where
+        // AVX-512F does.
+        unsafe { copied(src, out) }
+    }
+
     unsafe fn tile(steps: usize, a: Strided, b: *const u32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, alpha: f32) {
         // SAFETY: the trait's contract.
         unsafe { kernel(steps, a, b as *const f32, c, ldc, mr, nr, accumulate, alpha) }
@@ -78,6 +84,38 @@ impl Panels for Bf16OnFma {
     }
 }
 
+/// `out[i] = src[i].to_bits()`, 16 at a time and the tail under a mask:
+/// panel packing copies runs of 12 (one micro-tile's rows), which the
+/// compiler's loops leave scalar.
+///
+/// # Safety
+/// AVX-512F available; `out.len() == src.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn copied(src: &[f32], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    assert_eq!(src.len(), out.len());
+    for i in (0..src.len()).step_by(16) {
+        let mask = tail_mask(src.len() - i);
+        // SAFETY: the mask keeps lanes inside both slices.
+        unsafe {
+            _mm512_mask_storeu_ps(
+                out.as_mut_ptr().add(i) as *mut f32,
+                mask,
+                _mm512_maskz_loadu_ps(mask, src.as_ptr().add(i)),
+            )
+        };
+    }
+}
+
+/// Lanes `0..left.min(16)` of a 16-lane mask.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn tail_mask(left: usize) -> u16 {
+    if left >= 16 { u16::MAX } else { (1u16 << left) - 1 }
+}
+
 /// `out[i] = word(src[i])` of [`Bf16OnFma`], 16 at a time: round to bf16
 /// (`vcvtneps2bf16`, nearest even), widen, shift into the high half.
 ///
@@ -85,21 +123,18 @@ impl Panels for Bf16OnFma {
 /// AVX-512F and AVX512-BF16 available; `out.len() == src.len()`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
 unsafe fn rounded(src: &[f32], out: &mut [u32]) {
     use std::arch::x86_64::*;
     assert_eq!(src.len(), out.len());
-    let mut s = src.chunks_exact(16);
-    let mut o = out.chunks_exact_mut(16);
-    for (s, o) in s.by_ref().zip(o.by_ref()) {
-        // SAFETY: s and o hold 16 elements each.
+    for i in (0..src.len()).step_by(16) {
+        let mask = tail_mask(src.len() - i);
+        // SAFETY: the mask keeps lanes inside both slices.
         unsafe {
-            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(s.as_ptr())));
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src.as_ptr().add(i))));
             let w = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h));
-            _mm512_storeu_si512(o.as_mut_ptr() as *mut __m512i, w);
+            _mm512_mask_storeu_epi32(out.as_mut_ptr().add(i) as *mut i32, mask, w);
         }
-    }
-    for (o, &x) in o.into_remainder().iter_mut().zip(s.remainder()) {
-        *o = Bf16OnFma::word(&[x]);
     }
 }
 
@@ -234,15 +269,19 @@ mod tests {
         let (m, n, k) = (200, 300, 700);
         let a = data(m * k, 7);
         let b = data(k * n, 8);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool"); // ok: test module
-            let mut c = vec![0.0f32; m * n];
-            pool.install(|| {
-                CpuBackend::new(Precision::F32).matmul(m, n, k, &mut c, n, false, MatRef::row_major(&a, k), MatRef::row_major(&b, n))
-            });
-            c
-        };
-        assert_eq!(run(1), run(3));
+        // A read in place (row-major), and A packed per task from its
+        // columns (transposed), where the column split follows the threads.
+        for av in [MatRef::row_major(&a, k), MatRef::transposed(&a, m)] {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool"); // ok: test module
+                let mut c = vec![0.0f32; m * n];
+                pool.install(|| CpuBackend::new(Precision::F32).matmul(m, n, k, &mut c, n, false, av, MatRef::row_major(&b, n)));
+                c
+            };
+            let one = run(1);
+            assert_eq!(one, run(3));
+            assert_eq!(one, run(8));
+        }
     }
 
     /// Our kernel agrees with the `gemm` crate it replaces.

@@ -239,16 +239,16 @@ impl Backend for CpuBackend {
         #[cfg(target_arch = "x86_64")]
         if self.bf16_kernel {
             if self.bf16_dot {
-                tiled::matmul::<bf16::Bf16>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+                tiled::matmul::<bf16::Bf16>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_b);
             } else {
-                tiled::matmul::<fp32::Bf16OnFma>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+                tiled::matmul::<fp32::Bf16OnFma>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_b);
             }
             return;
         }
         // Thinner products would mostly multiply the tiles' zero padding.
         #[cfg(target_arch = "x86_64")]
         if self.f32_kernel && m >= tiled::MR && n >= tiled::NR / 2 {
-            tiled::matmul::<fp32::F32>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_a, &mut self.pack_b);
+            tiled::matmul::<fp32::F32>(m, n, k, c, ldc, accumulate, a, b, &mut self.pack_b);
             return;
         }
         gemm_f32(m, n, k, c, ldc, accumulate, a, b, true);

@@ -4,17 +4,23 @@
 //! Both operands are packed into panels of 32-bit words, one word per
 //! *step* along k (one f32, or a pair of bf16 for `vdpbf16ps`):
 //!
-//! - A (`[m, k]`) into panels of `MR` rows: `pa[(panel·steps + s)·MR + r]`;
-//! - B (`[k, n]`) into panels of `NR` columns: `pb[(panel·steps + s)·NR + c]`.
+//! - B (`[k, n]`) into panels of `NR` columns: `pb[(panel·steps + s)·NR + c]`,
+//!   once per matmul, shared by every task;
+//! - A (`[m, k]`) into panels of `MR` rows: `pa[(panel·ks + s)·MR + r]`, by
+//!   each task for its own rows, one k-block of `ks` steps at a time, into a
+//!   per-thread buffer that stays in L2 while the task's tiles read it.
+//!   Packing all of A first wrote it out and read it back from memory: for
+//!   the LM head's weight gradient that is 67 MB each way, and packing
+//!   per task made `train_step small` 7% faster on one thread (BENCHMARKS.md,
+//!   session 24). A kernel that needs no conversion (f32) reads a row-major
+//!   A in place instead (`Panels::DIRECT_A`).
 //!
 //! A micro-kernel keeps an `MR × NR` tile of f32 accumulators in 24 zmm
 //! registers, broadcasts one A word per row and multiplies it against two
 //! zmm of B words. Tails in m, n and k are zero-padded at packing time, so
 //! the kernel always runs full tiles and only the write-back is clipped.
 //! Operands are repacked per matmul: packing is O(k·(m+n)) against the
-//! O(m·n·k) product, and weights change every optimizer step anyway. A
-//! kernel that needs no conversion (f32) reads a row-major A in place
-//! instead (`Panels::DIRECT_A`).
+//! O(m·n·k) product, and weights change every optimizer step anyway.
 //!
 //! Every output element is summed over k in order (in blocks of `KC`
 //! steps, each added to c) by one task, so results do not depend on the
@@ -106,8 +112,8 @@ pub(super) trait Panels {
 
 /// `c[m, n] (ldc) = (accumulate ? c : 0) + a · b` through `P`'s kernel, in
 /// parallel on the current rayon pool. The caller has checked shapes
-/// (non-zero m, n, k) and that the CPU runs the kernel. `pa`/`pb` are
-/// reusable packing buffers.
+/// (non-zero m, n, k) and that the CPU runs the kernel. `pb` is B's
+/// reusable packing buffer (A packs into per-thread buffers).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul<P: Panels>(
     m: usize,
@@ -118,16 +124,15 @@ pub(super) fn matmul<P: Panels>(
     accumulate: bool,
     a: MatRef<'_>,
     b: MatRef<'_>,
-    pa: &mut Vec<u32>,
     pb: &mut Vec<u32>,
 ) {
     // SAFETY: c is borrowed mutably and holds the checked [m, n] block.
-    unsafe { run::<P>(m, n, k, c.as_mut_ptr(), ldc, accumulate, 1.0, a, b, pa, pb, true) }
+    unsafe { run::<P>(m, n, k, c.as_mut_ptr(), ldc, accumulate, 1.0, a, b, pb, true) }
 }
 
 thread_local! {
-    /// Packing buffers of [`matmul_serial`], one pair per thread.
-    static SCRATCH: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// B's packing buffer for [`matmul_serial`], one per thread.
+    static SCRATCH: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `c[m, n] (ldc) = (accumulate ? c : 0) + alpha · a · b` on this thread
@@ -150,9 +155,9 @@ pub(super) unsafe fn matmul_serial<P: Panels>(
     a: MatRef<'_>,
     b: MatRef<'_>,
 ) {
-    SCRATCH.with_borrow_mut(|(pa, pb)| {
+    SCRATCH.with_borrow_mut(|pb| {
         // SAFETY: the caller's contract.
-        unsafe { run::<P>(m, n, k, c, ldc, accumulate, alpha, a, b, pa, pb, false) }
+        unsafe { run::<P>(m, n, k, c, ldc, accumulate, alpha, a, b, pb, false) }
     });
 }
 
@@ -171,7 +176,6 @@ unsafe fn run<P: Panels>(
     alpha: f32,
     a: MatRef<'_>,
     b: MatRef<'_>,
-    pa: &mut Vec<u32>,
     pb: &mut Vec<u32>,
     parallel: bool,
 ) {
@@ -181,73 +185,125 @@ unsafe fn run<P: Panels>(
     // transpose) strides a whole row of the matrix per step, and the tiles
     // that share it ran 20% slower reading it in place than packed.
     let direct = P::DIRECT_A && a.cs == 1;
-    let pa = aligned(pa, if direct { 0 } else { mp * MR * steps });
     let pb = aligned(pb, np * NR * steps);
-    // SAFETY (both packs): the caller checked the CPU runs P's kernel.
-    if !direct {
-        unsafe { pack::<P>(m, k, MR, a, pa, parallel) };
-    }
     // B is packed as panels of its columns: view it as bᵀ ([n, k]).
     let bt = MatRef {
         data: b.data,
         rs: b.cs,
         cs: b.rs,
     };
+    // SAFETY: the caller checked the CPU runs P's kernel.
     unsafe { pack::<P>(n, k, NR, bt, pb, parallel) };
-    let (pa, pb) = (&*pa, &*pb);
-    let (tm, tn) = (mp.div_ceil(TASK_MR), np.div_ceil(TASK_NR));
+    let pb = &*pb;
     let cptr = SendPtr(c);
-    let task = |task: usize| {
-        let (ti, tj) = (task / tn, task % tn);
-        // k in blocks of KC steps, so the task's B panels (TASK_NR · NR · KC
-        // words) stay in L2 while its m-tiles pass over them; the first block
-        // honours `accumulate`, the later ones add to it.
-        for s0 in (0..steps).step_by(KC) {
-            let ks = KC.min(steps - s0);
-            for p in ti * TASK_MR..((ti + 1) * TASK_MR).min(mp) {
-                for q in tj * TASK_NR..((tj + 1) * TASK_NR).min(np) {
-                    let (i0, j0) = (p * MR, q * NR);
-                    let (mr, nr) = (MR.min(m - i0), NR.min(n - j0));
-                    let ap = if direct {
-                        Strided {
-                            ptr: a.data[i0 * a.rs + s0 * a.cs..].as_ptr() as *const u32,
+    // One tile over steps s0..s0 + ks of k-block, A's panel given.
+    let tile = |ap: Strided, p: usize, q: usize, s0: usize, ks: usize| {
+        let (i0, j0) = (p * MR, q * NR);
+        // SAFETY: tile (p, q) belongs to exactly one task; rows i0..i0+mr
+        // and columns j0..j0+nr are inside c (the caller's contract); the
+        // packed panels hold `ks` words each from s0 on; the caller checked
+        // the CPU runs P's kernel.
+        unsafe {
+            P::tile(
+                ks,
+                ap,
+                pb[(q * steps + s0) * NR..].as_ptr(),
+                cptr.get().add(i0 * ldc + j0),
+                ldc,
+                MR.min(m - i0),
+                NR.min(n - j0),
+                accumulate || s0 > 0,
+                alpha,
+            );
+        }
+    };
+    let tm = mp.div_ceil(TASK_MR);
+    if direct {
+        let tn = np.div_ceil(TASK_NR);
+        let task = |task: usize| {
+            let (ti, tj) = (task / tn, task % tn);
+            // k in blocks of KC steps, so the task's B panels (TASK_NR · NR ·
+            // KC words) stay in L2 while its m-tiles pass over them; the
+            // first block honours `accumulate`, the later ones add to it.
+            for s0 in (0..steps).step_by(KC) {
+                let ks = KC.min(steps - s0);
+                for p in ti * TASK_MR..((ti + 1) * TASK_MR).min(mp) {
+                    for q in tj * TASK_NR..((tj + 1) * TASK_NR).min(np) {
+                        let ap = Strided {
+                            ptr: a.data[p * MR * a.rs + s0..].as_ptr() as *const u32,
                             rs: a.rs,
-                            cs: a.cs,
-                        }
-                    } else {
-                        Strided {
-                            ptr: pa[(p * steps + s0) * MR..].as_ptr(),
-                            rs: 1,
-                            cs: MR,
-                        }
-                    };
-                    // SAFETY: tile (p, q) belongs to exactly one task; rows
-                    // i0..i0+mr and columns j0..j0+nr are inside c (the
-                    // caller's contract); the packed panels hold `steps`
-                    // words each from s0 on; the caller checked the CPU runs
-                    // P's kernel.
-                    unsafe {
-                        P::tile(
-                            ks,
-                            ap,
-                            pb[(q * steps + s0) * NR..].as_ptr(),
-                            cptr.get().add(i0 * ldc + j0),
-                            ldc,
-                            mr,
-                            nr,
-                            accumulate || s0 > 0,
-                            alpha,
-                        );
+                            cs: 1,
+                        };
+                        tile(ap, p, q, s0, ks);
                     }
                 }
             }
+        };
+        if parallel {
+            (0..tm * tn).into_par_iter().for_each(task);
+        } else {
+            (0..tm * tn).for_each(task);
         }
+        return;
+    }
+    // A packed per task and k-block, into a buffer that stays in L2 while
+    // the task's tiles read it. Column chunks split the tasks only as far
+    // as the threads need work: each chunk repacks the task's rows.
+    let chunks = if parallel {
+        (4 * rayon::current_num_threads()).div_ceil(tm).clamp(1, np)
+    } else {
+        1
+    };
+    let chunk = np.div_ceil(chunks);
+    let tn = np.div_ceil(chunk);
+    let g = P::GROUP;
+    let task = |task: usize| {
+        let (ti, tj) = (task / tn, task % tn);
+        let (p0, p1) = (ti * TASK_MR, ((ti + 1) * TASK_MR).min(mp));
+        let (q0, q1) = (tj * chunk, ((tj + 1) * chunk).min(np));
+        let r0 = p0 * MR;
+        let rows = m.min(p1 * MR) - r0;
+        LOCAL_A.with_borrow_mut(|buf| {
+            let la = aligned(buf, (p1 - p0) * MR * KC);
+            for s0 in (0..steps).step_by(KC) {
+                let ks = KC.min(steps - s0);
+                let view = MatRef {
+                    data: &a.data[r0 * a.rs + s0 * g * a.cs..],
+                    rs: a.rs,
+                    cs: a.cs,
+                };
+                let la = &mut la[..(p1 - p0) * MR * ks];
+                // SAFETY: the caller checked the CPU runs P's kernel.
+                unsafe { pack::<P>(rows, (ks * g).min(k - s0 * g), MR, view, la, false) };
+                for qc in (q0..q1).step_by(L2_PANELS) {
+                    for p in p0..p1 {
+                        for q in qc..(qc + L2_PANELS).min(q1) {
+                            let ap = Strided {
+                                ptr: la[(p - p0) * ks * MR..].as_ptr(),
+                                rs: 1,
+                                cs: MR,
+                            };
+                            tile(ap, p, q, s0, ks);
+                        }
+                    }
+                }
+            }
+        });
     };
     if parallel {
         (0..tm * tn).into_par_iter().for_each(task);
     } else {
         (0..tm * tn).for_each(task);
     }
+}
+
+/// B panels a task's m-tiles pass over per k-block while A is packed per
+/// task: 16 · NR · KC words, 512 KiB of L2.
+const L2_PANELS: usize = 16;
+
+thread_local! {
+    /// A's panels for one task's rows and k-block (see [`run`]).
+    static LOCAL_A: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The first `len` words of `buf` from a 64-byte boundary, growing `buf`
@@ -270,6 +326,7 @@ pub(super) fn aligned(buf: &mut Vec<u32>, len: usize) -> &mut [u32] {
 ///
 /// # Safety
 /// The CPU must run `P`'s kernel.
+#[target_feature(enable = "avx512f")]
 unsafe fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
     if view.rs == 1 {
         // SAFETY: the caller's contract.
@@ -283,26 +340,22 @@ unsafe fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out
         if live < w {
             dst.fill(0);
         }
-        if view.cs == 1 && g == 1 {
-            // Each row is contiguous: scatter it with stride w.
-            for r in 0..live {
-                let row = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
-                for (s, x) in row.iter().enumerate() {
-                    dst[s * w + r] = P::word(std::slice::from_ref(x));
-                }
-            }
-        } else if view.cs == 1 {
-            // Each row is contiguous: convert it a piece at a time, scatter
-            // the words with stride w.
-            let mut buf = [0u32; BUF];
-            for r in 0..live {
-                let row = &view.data[(r0 + r) * view.rs..(r0 + r) * view.rs + k];
-                for (piece, src) in row.chunks(BUF * g).enumerate() {
-                    let words = &mut buf[..src.len().div_ceil(g)];
+        if view.cs == 1 {
+            // Each row is contiguous: convert 16 words of every row of the
+            // panel, then write them out step by step, so each line of dst
+            // is written whole, once (scattering a row at a time wrote every
+            // line of the panel once per row).
+            let mut tmp = [[0u32; T]; NR];
+            for s0 in (0..steps).step_by(T) {
+                let sn = T.min(steps - s0);
+                for (r, t) in tmp.iter_mut().enumerate().take(live) {
+                    let at = (r0 + r) * view.rs + s0 * g;
                     // SAFETY: the caller's contract.
-                    unsafe { P::words_of_row(src, words) };
-                    for (i, &x) in words.iter().enumerate() {
-                        dst[(piece * BUF + i) * w + r] = x;
+                    unsafe { P::words_of_row(&view.data[at..at + (sn * g).min(k - s0 * g)], &mut t[..sn]) };
+                }
+                for s in 0..sn {
+                    for (d, t) in dst[(s0 + s) * w..(s0 + s) * w + live].iter_mut().zip(&tmp) {
+                        *d = t[s];
                     }
                 }
             }
@@ -329,6 +382,9 @@ unsafe fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out
 /// Words converted at a time through a stack buffer while packing.
 const BUF: usize = 256;
 
+/// Steps of each row converted at a time when packing contiguous rows.
+const T: usize = 16;
+
 /// Steps of an `MR`-row panel that together fill whole 64-byte lines (16
 /// words): 2 for 8 rows, 4 for 12.
 const LINE_STEPS: usize = 16 / gcd(MR, 16);
@@ -348,6 +404,7 @@ const PACK_STEPS: usize = 64;
 ///
 /// # Safety
 /// The CPU must run `P`'s kernel.
+#[target_feature(enable = "avx512f")]
 unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out: &mut [u32], parallel: bool) {
     let g = P::GROUP;
     let steps = k.div_ceil(g);
@@ -375,9 +432,8 @@ unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<
                     let (r0, live) = (q * w, w.min(rows - q * w));
                     let d = dst(q, (LINE_STEPS - 1) * w + live);
                     for (i, c) in cols.iter().enumerate() {
-                        for (d, x) in d[i * w..i * w + live].iter_mut().zip(&c[r0..r0 + live]) {
-                            *d = P::word(std::slice::from_ref(x));
-                        }
+                        // SAFETY: the caller's contract.
+                        unsafe { P::words_of_row(&c[r0..r0 + live], &mut d[i * w..i * w + live]) };
                     }
                 }
                 s += LINE_STEPS;
@@ -385,9 +441,8 @@ unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<
             }
             if g == 1 {
                 for (q, part) in col(s).chunks(w).enumerate() {
-                    for (d, x) in dst(q, part.len()).iter_mut().zip(part) {
-                        *d = P::word(std::slice::from_ref(x));
-                    }
+                    // SAFETY: the caller's contract.
+                    unsafe { P::words_of_row(part, dst(q, part.len())) };
                 }
             } else {
                 // Pairs of columns, converted BUF rows at a time (BUF is a

@@ -393,6 +393,9 @@ const fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// How far ahead of its copying [`pack_columns`] prefetches the source.
+const PREFETCH_STEPS: usize = 8;
+
 /// Steps per task of [`pack_columns`].
 const PACK_STEPS: usize = 64;
 
@@ -423,7 +426,17 @@ unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<
             // when written LINE_STEPS at a time) belong to this task alone.
             let dst = |q: usize, len: usize| unsafe { std::slice::from_raw_parts_mut(optr.get().add((q * steps + s) * w), len) };
             let col = |p: usize| &view.data[p * view.cs..p * view.cs + rows];
-            if g == 1 && w == MR && s + LINE_STEPS <= end {
+            // Fetch the source lines of steps PREFETCH_STEPS ahead while
+            // these are copied: a task packing its own rows reads only a
+            // few lines per step, too few for the hardware prefetchers.
+            let whole_lines = g == 1 && w == MR && s + LINE_STEPS <= end;
+            let advance = if whole_lines { LINE_STEPS } else { 1 };
+            for p in g * (s + PREFETCH_STEPS)..(g * (s + PREFETCH_STEPS + advance)).min(k) {
+                for x in col(p).iter().step_by(16) {
+                    _mm_prefetch::<_MM_HINT_T0>(x as *const f32 as *const i8);
+                }
+            }
+            if whole_lines {
                 // LINE_STEPS steps of an MR-row panel fill whole 64-byte
                 // lines: write them together, so no line is left
                 // half-written while the other panels' writes evict it.

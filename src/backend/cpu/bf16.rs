@@ -192,7 +192,9 @@ mod tests {
     }
 
     fn check_against_reference(what: &str, be: &mut CpuBackend) {
-        for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (9, 31, 64), (17, 65, 33), (70, 100, 129)] {
+        // k 601 spans three k-blocks of pairs (KC 256 steps), with an odd
+        // last pair.
+        for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (9, 31, 64), (17, 65, 33), (70, 100, 129), (20, 40, 601)] {
             let (a, b) = (data(m * k, m as u64), data(k * n, n as u64));
             let want = reference(m, n, k, &a, &b);
             // Every layout, to reach every packing path.

@@ -239,11 +239,7 @@ unsafe fn run<P: Panels>(
                 }
             }
         };
-        if parallel {
-            (0..tm * tn).into_par_iter().for_each(task);
-        } else {
-            (0..tm * tn).for_each(task);
-        }
+        each(tm * tn, parallel, task);
         return;
     }
     // A packed per task and k-block, into a buffer that stays in L2 while
@@ -290,10 +286,15 @@ unsafe fn run<P: Panels>(
             }
         });
     };
+    each(tm * tn, parallel, task);
+}
+
+/// Runs `f(0..count)`, on the current rayon pool when `parallel`.
+fn each(count: usize, parallel: bool, f: impl Fn(usize) + Send + Sync) {
     if parallel {
-        (0..tm * tn).into_par_iter().for_each(task);
+        (0..count).into_par_iter().for_each(f);
     } else {
-        (0..tm * tn).for_each(task);
+        (0..count).for_each(f);
     }
 }
 
@@ -345,6 +346,7 @@ unsafe fn pack<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<'_>, out
             // panel, then write them out step by step, so each line of dst
             // is written whole, once (scattering a row at a time wrote every
             // line of the panel once per row).
+            debug_assert!(w <= NR, "panels are at most NR wide");
             let mut tmp = [[0u32; T]; NR];
             for s0 in (0..steps).step_by(T) {
                 let sn = T.min(steps - s0);
@@ -487,11 +489,7 @@ unsafe fn pack_columns<P: Panels>(rows: usize, k: usize, w: usize, view: MatRef<
         }
     };
     let blocks = steps.div_ceil(PACK_STEPS);
-    if parallel {
-        (0..blocks).into_par_iter().for_each(block);
-    } else {
-        (0..blocks).for_each(block);
-    }
+    each(blocks, parallel, block);
 }
 
 /// Writes a tile's accumulators times `alpha` to `c[0..mr, 0..nr]`, adding
